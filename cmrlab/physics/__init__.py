@@ -17,10 +17,22 @@ Modules (import the one you need, e.g. ``from cmrlab.physics import bloch``):
 ``coils``      coil sensitivity maps, RSS and SENSE combination
 ``noise``      complex Gaussian noise at a target SNR, NEX averaging, SNR measurement
 ``artifacts``  Gibbs ringing, motion, k-space spikes, bias fields
+``cardiac``    the cardiac cycle's LV volume curve and the biomarkers (SV, CO, EF, BSA, VI,
+               wall thickening, LV mass) with the thesis's normal ranges
 
 The most used names of the Bloch, signal and tissue modules are also available here.
 """
-from cmrlab.physics import artifacts, bloch, coils, constants, kspace, noise, signals, tissues
+from cmrlab.physics import (
+    artifacts,
+    bloch,
+    cardiac,
+    coils,
+    constants,
+    kspace,
+    noise,
+    signals,
+    tissues,
+)
 from cmrlab.physics.bloch import (
     RFPulse,
     Trajectory,
@@ -58,6 +70,7 @@ __all__ = [
     "Tissue",
     "Trajectory",
     "artifacts",
+    "cardiac",
     "bloch",
     "bssfp_signal",
     "bssfp_steady_state",
