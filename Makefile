@@ -28,15 +28,18 @@ book: $(STAMP)
 	@echo "Website built: open _build/html/index.html"
 
 # Everything: unit tests + nbval (lax) over every notebook in book/ and labs/ + the full book build
-# (tests/test_book_build.py), spread over $(JOBS) processes.
+# (tests/test_book_build.py), spread over $(JOBS) processes (one notebook per process at a time;
+# --dist loadscope keeps the cells of a notebook together). One math thread per process: $(JOBS)
+# processes with several threads each would fight over the cores and run tiny torch ops slowly.
+TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax tests book labs
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax tests book labs
 
 unit: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) tests -m "not book"
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) tests -m "not book"
 
 notebooks: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --nbval-lax book labs
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax book labs
 
 # Remove outputs from notebooks, keeping only the outputs of `# NBVAL_CHECK_OUTPUT` cells.
 strip: $(STAMP)
