@@ -38,8 +38,9 @@ def gibbs_ringing(image: ArrayT, keep: int | tuple[int, int]) -> ArrayT:
     """Truncation (Gibbs) artifact: keep only the central ``keep`` k-space samples per axis.
 
     All other samples are set to 0 and the image is reconstructed on the original grid (zero-
-    filled). A truncated Fourier series overshoots at every sharp edge: the ringing has a period
-    of about ``Ny/keep`` pixels and its first peak exceeds the edge height by ≈ 9 % of the jump
+    filled). A truncated Fourier series overshoots at every sharp edge: the first peak lies about
+    ``N/keep`` pixels from the edge, the ripples repeat every ``2·N/keep`` pixels (N the image size
+    along that axis), and the first peak exceeds the edge height by ≈ 9 % of the jump
     (the Wilbraham–Gibbs constant, 8.95 %), however many samples are kept.
     ``keep`` is one count for both axes or ``(keep_y, keep_x)``; the kept block is
     ``[N//2 - keep//2, N//2 - keep//2 + keep)``, centred on k = 0.
