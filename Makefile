@@ -22,8 +22,9 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # The website: _build/html/index.html. CMRLAB_STATIC=1 is also set by book/_ext/cmrlab_book.py.
+# (No MPLBACKEND here: notebook kernels must keep matplotlib's inline backend to show figures.)
 book: $(STAMP)
-	CMRLAB_STATIC=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . --all -W --keep-going
+	CMRLAB_STATIC=1 $(BIN)/jupyter-book build . --all -W --keep-going
 	$(BIN)/python -c "from tests.site_checks import check_built_site as c; import sys; p=c('_build/html'); print(*p, sep='\n'); sys.exit(bool(p))"
 	@echo "Website built: open _build/html/index.html"
 
@@ -31,7 +32,7 @@ book: $(STAMP)
 # (tests/test_book_build.py), spread over $(JOBS) processes (one notebook per process at a time;
 # --dist loadscope keeps the cells of a notebook together). One math thread per process: $(JOBS)
 # processes with several threads each would fight over the cores and run tiny torch ops slowly.
-TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 test: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax tests book labs
 

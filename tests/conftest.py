@@ -1,7 +1,13 @@
-"""Shared test settings: a non-interactive matplotlib backend, repository paths."""
-import os
+"""Shared test settings: a non-interactive matplotlib backend, repository paths.
+
+The backend is chosen with ``matplotlib.use`` for this process only. Setting ``MPLBACKEND`` in the
+environment instead would leak into the notebook kernels that nbval and the book build start, and
+with the Agg backend ``plt.show()`` in a notebook shows nothing.
+"""
 from pathlib import Path
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib
+
+matplotlib.use("Agg")
 
 REPO = Path(__file__).resolve().parents[1]

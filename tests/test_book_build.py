@@ -21,7 +21,8 @@ JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, CMRLAB_STATIC="1", MPLBACKEND="Agg")
+    env = dict(os.environ, CMRLAB_STATIC="1")
+    env.pop("MPLBACKEND", None)  # kernels need matplotlib's inline backend to show figures
     result = subprocess.run(
         [str(JUPYTER_BOOK), "build", str(REPO), "--all", "-W", "--keep-going",
          "--path-output", str(out)],

@@ -1,7 +1,11 @@
 """Tests of cmrlab.viz: the volume viewer (widgets, rendering, static HTML), monitor, progress."""
 import os
 
-os.environ["MPLBACKEND"] = "Agg"  # before anything imports pyplot
+import matplotlib
+
+# Agg for this process only (tests/conftest.py does the same): an MPLBACKEND environment variable
+# would leak into the notebook kernels nbval starts from this process.
+matplotlib.use("Agg")
 
 import base64
 import csv

@@ -1,0 +1,1 @@
+"""Model families of the course, one file per family."""

@@ -1,0 +1,130 @@
+"""The 3D U-Net of the cardiac thesis, chapter 5 (LV cavity, LV myocardium, RV cavity).
+
+Source: cardiac thesis §5.3.2, ``seeds/cardiac-lv-thesis.txt`` L3690-3721 (Fig. 5.3), digested
+in ``spec/cardiac-thesis.md`` §4.1; Keras → PyTorch notes in §7.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from cmrlab.errors import ArgumentError
+from cmrlab.nn.blocks import DoubleConv, UpConv
+
+__all__ = ["THESIS_PARAMETERS", "CardiacUNet3D"]
+
+#: Parameter count printed by the thesis (L3702: "87.51 million parameters").
+THESIS_PARAMETERS = 87_510_000
+
+
+class CardiacUNet3D(nn.Module):
+    """3D U-Net for 3-slice short-axis windows, pooling only in the image plane.
+
+    Input ``(N, C, D, H, W)``: ``C = in_channels`` (1, the cine magnitude), ``D`` the slice
+    axis (3 adjacent slices in the thesis, but any ``D ≥ 1`` works), ``H, W`` in-plane (176×176
+    in the thesis; any size divisible by ``2**depth``). Output ``(N, num_classes, D, H, W)``:
+    logits by default; ``softmax=True`` applies the softmax over classes that the thesis's last
+    layer has (leave it off for training with losses that take logits).
+
+    Architecture (thesis L3690-3702: "3×3×3 convolutions with ReLU activation functions and batch
+    normalization (BN) in each layer", 4 max-pool downsamplings and 4 transposed-convolution
+    upsamplings, "downsampling only applied in the image plane", 176×176×3 input, softmax over
+    4 channels):
+
+    - level ``l = 0 … depth`` has ``base_filters · 2**l`` channels (64, 128, 256, 512, 1024);
+      each level is two ``Conv 3×3×3 → ReLU → BN`` (Keras order: activation inside the
+      convolution, then BN), "same" padding, so ``D`` never changes;
+    - down: max pooling ``(1, 2, 2)`` (= Keras 2×2×1); up: transposed convolution ``(1, 2, 2)``,
+      kernel = stride, halving the channels; skip connections concatenate;
+    - head: a 1×1×1 convolution to ``num_classes`` (background, LV cavity, LV myocardium, RV
+      cavity).
+
+    Choices the source leaves open, marked [choice]:
+
+    - [choice] channel counts 64→1024, two convolutions per level, concatenation skips and a
+      1×1×1 head: the textbook U-Net; Fig. 5.3 (which holds the numbers) is not in the text.
+      This build has exactly 87 519 364 trainable parameters, the thesis prints "87.51
+      million", i.e. 87.519 M cut to two decimals (the thesis's PSPU-net count reads the same
+      way, see :mod:`cmrlab.nn.models.pspunet`). Keras's summary would add 11 776
+      non-trainable BN moving means/variances (buffers here) for 87 531 140 in total.
+    - [choice] the transposed convolutions have a bias and no BN/activation (Keras's
+      ``Conv3DTranspose`` default); BN on them would add 1 920 parameters (87.52 M).
+    - [choice] BN uses Keras's defaults ported to torch: ``momentum=0.01, eps=1e-3``.
+    - [choice] torch's default weight initialisation (Keras uses Glorot-uniform).
+    - [choice] the softmax is optional and off by default (logits out).
+
+    ``base_filters`` scales every width (the fast profile uses e.g. 8); ``depth`` the number of
+    poolings (4 in the thesis).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 4,
+        base_filters: int = 64,
+        depth: int = 4,
+        *,
+        softmax: bool = False,
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        sizes = {"in_channels": in_channels, "num_classes": num_classes,
+                 "base_filters": base_filters, "depth": depth}
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+        self.in_channels = int(in_channels)
+        self.num_classes = int(num_classes)
+        self.base_filters = int(base_filters)
+        self.depth = int(depth)
+        self.softmax = bool(softmax)
+
+        conv = dict(kernel_size=3, order="conv-act-bn", bn_momentum=bn_momentum, bn_eps=bn_eps)
+        widths = [self.base_filters * 2**level for level in range(self.depth + 1)]
+        self.encoder = nn.ModuleList()
+        c = self.in_channels
+        for w in widths:
+            self.encoder.append(DoubleConv(3, c, w, **conv))
+            c = w
+        self.pool = nn.MaxPool3d((1, 2, 2))
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.up.append(UpConv(3, c, w, (1, 2, 2)))
+            self.decoder.append(DoubleConv(3, 2 * w, w, **conv))
+            c = w
+        self.head = nn.Conv3d(c, self.num_classes, 1)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 5:
+            raise ArgumentError(
+                f"x must have shape (N, C, D, H, W) with D the slice axis, got {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ArgumentError(
+                f"x has {x.shape[1]} channels, the model expects in_channels={self.in_channels}"
+            )
+        step = 2**self.depth
+        if x.shape[-1] % step or x.shape[-2] % step:
+            raise ArgumentError(
+                f"in-plane size {tuple(x.shape[-2:])} must be divisible by 2**depth = {step}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        skips = []
+        for level, block in enumerate(self.encoder):
+            if level:
+                x = self.pool(x)
+            x = block(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck output is not a skip
+        for up, block in zip(self.up, self.decoder):
+            x = block(torch.cat([skips.pop(), up(x)], dim=1))
+        x = self.head(x)
+        return torch.softmax(x, dim=1) if self.softmax else x
