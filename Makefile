@@ -34,7 +34,7 @@ book: $(STAMP)
 # processes with several threads each would fight over the cores and run tiny torch ops slowly.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax tests book labs
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadscope --nbval-lax tests book labs
 
 unit: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) tests -m "not book"

@@ -2,12 +2,15 @@
 
 Layers import downward only (a lower layer never imports a higher one)::
 
-    cli, labs   the `cmrlab` command; lab answer checks and student versions
-    nn          blocks, models, losses, metrics, receptive fields
-    data        readers and writers for medical image files
-    viz         viewers and monitors (numpy/matplotlib/ipywidgets only)
-    config      profiles, device, seeds, data root
-    errors      the exceptions every layer raises
+    labs, notebooks  student versions of labs; notebook output stripping
+    nn               receptive fields, blocks, the model zoo and its registry, losses, metrics
+    data             readers and writers for medical image files
+    phantoms         synthetic anatomy (a beating short-axis heart slice)
+    physics          Bloch simulation, signal equations, tissues, k-space, coils, noise,
+                     artifacts, cardiac biomarkers, and the physics explorers
+    viz              viewers, explorers and monitors (numpy/matplotlib/ipywidgets only)
+    config           profiles, device, seeds, data root
+    errors           the exceptions every layer raises
 
 Import what you need from its module, e.g. ``from cmrlab.config import setup``.
 """
