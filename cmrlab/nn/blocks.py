@@ -29,12 +29,54 @@ from torch import nn
 
 from cmrlab.errors import ArgumentError
 
-__all__ = ["ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "make_activation"]
+__all__ = [
+    "ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "check_model_input", "make_activation",
+]
 
 #: An activation given by name (see :func:`make_activation`) or by a factory ``channels -> module``.
 Activation = Union[str, None, Callable[[int], nn.Module]]
 
 _ORDERS = ("conv-bn-act", "conv-act-bn")
+
+
+def check_model_input(
+    x: object,
+    *,
+    in_channels: int,
+    layout: str = "(N, C, D, H, W) with D the slice axis",
+    ndims: tuple[int, ...] = (5,),
+    divisible_by: int = 1,
+    divisor: str | None = None,
+    in_plane_only: bool = False,
+    why: str = "",
+) -> None:
+    """Check a model's input and raise :class:`ArgumentError` in plain words if it does not fit.
+
+    ``x`` must be a floating-point tensor with ``ndims`` dimensions laid out as ``layout``, with
+    ``in_channels`` channels; its spatial sizes (the last two only with ``in_plane_only``) must be
+    divisible by ``divisible_by`` (written ``divisor`` in the message, e.g. ``"2**depth = 16"``;
+    ``why`` says why, e.g. ``"the 3D U-Net pools 4 times"``). One place for the checks every
+    model of the zoo makes.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim not in ndims:
+        raise ArgumentError(f"x must have shape {layout}, got {x.ndim} dimensions {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ArgumentError(
+            f"x has {x.shape[1]} channels, the model expects in_channels={in_channels}"
+        )
+    if not x.is_floating_point():
+        raise ArgumentError(f"x must be a floating-point tensor, got {x.dtype}")
+    if x.numel() == 0:
+        raise ArgumentError(f"x is empty: shape {tuple(x.shape)}")
+    sizes = tuple(x.shape[-2:]) if in_plane_only else tuple(x.shape[2:])
+    if divisible_by > 1 and any(size % divisible_by for size in sizes):
+        where = "in-plane size" if in_plane_only else "spatial size"
+        raise ArgumentError(
+            f"{where} {sizes} must be divisible by {divisor or divisible_by}"
+            + (f" ({why})" if why else "")
+        )
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:

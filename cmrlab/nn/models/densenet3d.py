@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from cmrlab.errors import ArgumentError
+from cmrlab.nn.blocks import check_model_input
 
 __all__ = [
     "DenseNet3D",
@@ -136,17 +137,8 @@ class _DenseNet3DBase(nn.Module):
         self.head_channels = _scaled(HEAD_CHANNELS, self.width)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 5:
-            raise ArgumentError(
-                f"x must have shape (N, C, D, H, W) with D the slice axis, got {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ArgumentError(
-                f"x has {x.shape[1]} channels (modalities), the model expects "
-                f"in_channels={self.in_channels}"
-            )
+        check_model_input(x, in_channels=self.in_channels)
+
 
 
 class DenseNet3D(_DenseNet3DBase):

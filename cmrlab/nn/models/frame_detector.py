@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import ConvBNAct
+from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
 __all__ = ["FrameDetector"]
 
@@ -168,26 +168,13 @@ class FrameDetector(nn.Module):
         )
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 5:
-            raise ArgumentError(
-                f"x must have shape (N, C, T, H, W) with T = frames, got {x.ndim} dimensions "
-                f"{tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ArgumentError(
-                f"x must have {self.in_channels} channel(s), got {x.shape[1]} in {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise ArgumentError(f"x must be a floating-point tensor, got {x.dtype}")
+        check_model_input(x, in_channels=self.in_channels,
+                          layout="(N, C, T, H, W) with T = frames")
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             raise ArgumentError(
                 f"x's frames must be {self.image_size}×{self.image_size} (image_size), got "
                 f"{x.shape[-2]}×{x.shape[-1]}; resample and crop/pad first"
             )
-        if x.shape[0] < 1 or x.shape[2] < 1:
-            raise ArgumentError(f"x must hold at least one sequence and one frame, got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor, return_logits: bool = False) -> torch.Tensor:
         """Per-frame class probabilities (N, 3, T) of ``x`` (N, C, T, H, W); logits if asked."""

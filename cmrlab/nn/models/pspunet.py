@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import ConvBNAct, DoubleConv, PyramidPooling, UpConv
+from cmrlab.nn.blocks import ConvBNAct, DoubleConv, PyramidPooling, UpConv, check_model_input
 
 __all__ = ["THESIS_PARAMETERS", "PSPSkip", "PSPUNet"]
 
@@ -158,22 +158,10 @@ class PSPUNet(nn.Module):
         self.head = nn.Conv2d(c, self.num_classes, 1)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim not in (4, 5):
-            raise ArgumentError(
-                "x must have shape (N, C, D, H, W) with D the slice axis, or (N, C, H, W); "
-                f"got {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ArgumentError(
-                f"x has {x.shape[1]} channels, the model expects in_channels={self.in_channels}"
-            )
         step = 2**self.depth
-        if x.shape[-1] % step or x.shape[-2] % step:
-            raise ArgumentError(
-                f"in-plane size {tuple(x.shape[-2:])} must be divisible by 2**depth = {step}"
-            )
+        check_model_input(x, in_channels=self.in_channels, ndims=(4, 5),
+                          layout="(N, C, D, H, W) with D the slice axis, or (N, C, H, W)",
+                          divisible_by=step, divisor=f"2**depth = {step}", in_plane_only=True)
 
     def forward_2d(self, x: torch.Tensor) -> torch.Tensor:
         """The network on 2D images ``(B, C, H, W)`` → logits ``(B, num_classes, H, W)``."""

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import DoubleConv, UpConv
+from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
 
 __all__ = ["RegressionUNet", "RegressionUNetOutput", "ScanOutput", "ScanningModule"]
 
@@ -331,28 +331,11 @@ class RegressionUNet(nn.Module):
         self.scanner = ScanningModule(area_kernel=area_kernel, spacing=spacing, min_diameter=min_diameter)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 5:
-            raise ArgumentError(
-                f"x must have shape (N, C, D, H, W) with D = slices, got {x.ndim} dimensions "
-                f"{tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ArgumentError(
-                f"x must have {self.in_channels} channel(s), got {x.shape[1]} in {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise ArgumentError(f"x must be a floating-point tensor, got {x.dtype}")
         factor = 2**self.depth
-        height, width = x.shape[-2:]
-        if height % factor or width % factor:
-            raise ArgumentError(
-                f"x's in-plane size must be divisible by 2**depth = {factor} (depth {self.depth}), "
-                f"got {height}×{width}"
-            )
-        if x.shape[0] < 1 or x.shape[2] < 1:
-            raise ArgumentError(f"x must hold at least one case and one slice, got {tuple(x.shape)}")
+        check_model_input(x, in_channels=self.in_channels,
+                          layout="(N, C, D, H, W) with D = slices", divisible_by=factor,
+                          divisor=f"2**depth = {factor}", in_plane_only=True,
+                          why=f"depth {self.depth}")
 
     def forward(self, x: torch.Tensor, spacing: Spacing | None = None) -> RegressionUNetOutput:
         """Volume, π̂, CAM and bottleneck of ``x`` (N, C, D, H, W); ``spacing`` in mm, see

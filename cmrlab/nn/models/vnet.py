@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import ConvBNAct
+from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
 __all__ = ["THESIS_PARAMETERS", "THESIS_PARAMETERS_LIGHT", "VNet", "vnet_light"]
 
@@ -211,22 +211,10 @@ class VNet(nn.Module):
         )
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 5:
-            raise ArgumentError(
-                f"x must have shape (N, C, D, H, W) with D the slice axis, got {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ArgumentError(
-                f"x has {x.shape[1]} channels, the model expects in_channels={self.in_channels}"
-            )
         step = 2**self.depth
-        if any(s % step for s in x.shape[2:]):
-            raise ArgumentError(
-                f"spatial size {tuple(x.shape[2:])} must be divisible by 2**{self.depth} = {step} "
-                f"(the {'light ' if self.light else ''}V-Net halves it {self.depth} times)"
-            )
+        check_model_input(x, in_channels=self.in_channels, divisible_by=step,
+                          divisor=f"2**{self.depth} = {step}",
+                          why=f"the {'light ' if self.light else ''}V-Net halves it {self.depth} times")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
