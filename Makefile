@@ -37,10 +37,10 @@ test: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadscope --nbval-lax tests book labs
 
 unit: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) tests -m "not book"
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) tests -m "not book"
 
 notebooks: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax book labs
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS) --dist loadscope --nbval-lax book labs
 
 # Remove outputs from notebooks, keeping only the outputs of `# NBVAL_CHECK_OUTPUT` cells.
 strip: $(STAMP)
