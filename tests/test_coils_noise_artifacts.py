@@ -1,5 +1,4 @@
 """cmrlab.physics coils, noise and artifacts: maps, RSS/SENSE, Rician noise, SNR, Gibbs, spike, bias."""
-import math
 
 import numpy as np
 import pytest

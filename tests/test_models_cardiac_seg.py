@@ -77,7 +77,7 @@ def test_pspunet_parameter_count_within_two_percent_of_thesis(full_width):
     for level, c in enumerate([32, 64, 128, 256]):
         paths = 4 - level
         for i in range(1, paths + 1):
-            f, ch = 2**i, c * 2**i
+            ch = c * 2**i
             psp_modules += cba(c, ch) + cba(ch, ch)
             for _ in range(i):  # transposed 2×2 steps halving the channels
                 psp_modules += 4 * ch * (ch // 2) + ch // 2

@@ -19,7 +19,6 @@ shift β; the running mean and variance are buffers, not parameters).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Union
 
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 
 __all__ = [
     "ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "check_model_input", "make_activation",
@@ -79,12 +78,6 @@ def check_model_input(
         )
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_nd(nd: object) -> int:
@@ -98,8 +91,8 @@ def _as_tuple(name: str, value: object, nd: int, minimum: int = 1) -> tuple[int,
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != nd:
             raise ArgumentError(f"{name} must have {nd} entries for nd={nd}, got {tuple(value)!r}")
-        return tuple(_check_int(name, v, minimum) for v in value)
-    return (_check_int(name, value, minimum),) * nd
+        return tuple(check_int(name, v, minimum) for v in value)
+    return (check_int(name, value, minimum),) * nd
 
 
 def _conv_cls(nd: int) -> type[nn.Module]:
@@ -181,8 +174,8 @@ class ConvBNAct(nn.Sequential):
         order: str = "conv-bn-act",
     ) -> None:
         nd = _check_nd(nd)
-        in_channels = _check_int("in_channels", in_channels, 1)
-        out_channels = _check_int("out_channels", out_channels, 1)
+        in_channels = check_int("in_channels", in_channels, 1)
+        out_channels = check_int("out_channels", out_channels, 1)
         kernel = _as_tuple("kernel_size", kernel_size, nd)
         stride_t = _as_tuple("stride", stride, nd)
         dilation_t = _as_tuple("dilation", dilation, nd)
@@ -264,8 +257,8 @@ class UpConv(nn.Module):
     ) -> None:
         super().__init__()
         nd = _check_nd(nd)
-        in_channels = _check_int("in_channels", in_channels, 1)
-        out_channels = _check_int("out_channels", out_channels, 1)
+        in_channels = check_int("in_channels", in_channels, 1)
+        out_channels = check_int("out_channels", out_channels, 1)
         self.factor = _as_tuple("factor", factor, nd)
         cls = nn.ConvTranspose2d if nd == 2 else nn.ConvTranspose3d
         self.conv = cls(in_channels, out_channels, self.factor, stride=self.factor, bias=bias)
@@ -321,7 +314,7 @@ class PyramidPooling(nn.Module):
     ) -> None:
         super().__init__()
         self.nd = _check_nd(nd)
-        in_channels = _check_int("in_channels", in_channels, 1)
+        in_channels = check_int("in_channels", in_channels, 1)
         if (factors is None) == (bins is None):
             raise ArgumentError(
                 "give exactly one of factors (pool by a factor) or bins (pool to a grid)"
@@ -330,22 +323,22 @@ class PyramidPooling(nn.Module):
         label = "factors" if factors is not None else "bins"
         if isinstance(scales, str) or not isinstance(scales, Sequence) or not scales:
             raise ArgumentError(f"{label} must be a non-empty sequence of ints, got {scales!r}")
-        scales = [_check_int(label, s, 1) for s in scales]
+        scales = [check_int(label, s, 1) for s in scales]
         if isinstance(path_channels, Sequence):
             if len(path_channels) != len(scales):
                 raise ArgumentError(
                     f"path_channels has {len(path_channels)} entries for {len(scales)} paths"
                 )
-            widths = [_check_int("path_channels", p, 1) for p in path_channels]
+            widths = [check_int("path_channels", p, 1) for p in path_channels]
         else:
-            widths = [_check_int("path_channels", path_channels, 1)] * len(scales)
+            widths = [check_int("path_channels", path_channels, 1)] * len(scales)
         if pool not in ("avg", "max"):
             raise ArgumentError(f"pool must be 'avg' or 'max', got {pool!r}")
         if upsample not in ("bilinear", "nearest", "transposed"):
             raise ArgumentError(
                 f"upsample must be 'bilinear', 'nearest' or 'transposed', got {upsample!r}"
             )
-        convs_per_path = _check_int("convs_per_path", convs_per_path, 1)
+        convs_per_path = check_int("convs_per_path", convs_per_path, 1)
         if upsample == "transposed":
             if factors is None:
                 raise ArgumentError("upsample='transposed' needs factors, not bins")

@@ -29,11 +29,10 @@ Example::
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 
 __all__ = [
     "Layer",
@@ -46,13 +45,6 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an integer ``>= minimum``, else raise an :class:`ArgumentError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy ints pass
-        raise ArgumentError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def conv_output_size(
@@ -77,11 +69,11 @@ def conv_output_size(
     >>> conv_output_size(256, 3, padding=1), conv_output_size(256, 2, stride=2)
     (256, 128)
     """
-    n = _check_int("size", size, 1)
-    k = _check_int("kernel", kernel, 1)
-    s = _check_int("stride", stride, 1)
-    p = _check_int("padding", padding, 0)
-    d = _check_int("dilation", dilation, 1)
+    n = check_int("size", size, 1)
+    k = check_int("kernel", kernel, 1)
+    s = check_int("stride", stride, 1)
+    p = check_int("padding", padding, 0)
+    d = check_int("dilation", dilation, 1)
     span = d * (k - 1) + 1
     if span > n + 2 * p:
         raise ArgumentError(
@@ -119,7 +111,7 @@ class Layer:
         for field_name, minimum in (("kernel", 1), ("stride", 1), ("dilation", 1), ("padding", 0)):
             label = f"{self.name}: {field_name}" if self.name else field_name
             object.__setattr__(
-                self, field_name, _check_int(label, getattr(self, field_name), minimum)
+                self, field_name, check_int(label, getattr(self, field_name), minimum)
             )
         if not isinstance(self.name, str):
             raise ArgumentError(f"name must be a string, got {self.name!r}")
@@ -182,7 +174,7 @@ def receptive_field(layers: Iterable[Layer], input_size: int | None = None) -> l
     133
     """
     jump, size, start = 1, 1, 0.0
-    n = None if input_size is None else _check_int("input_size", input_size, 1)
+    n = None if input_size is None else check_int("input_size", input_size, 1)
     result: list[LayerRF] = []
     for position, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -304,7 +296,7 @@ def layers_of(module, axis: int = 0) -> list[Layer]:
 
     if not isinstance(module, nn.Module):
         raise ArgumentError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    axis = _check_int("axis", axis, 0)
+    axis = check_int("axis", axis, 0)
     found: list[Layer] = []
     dims_seen: set[int] = set()
 

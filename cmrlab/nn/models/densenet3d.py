@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 from cmrlab.nn.blocks import check_model_input
 
 __all__ = [
@@ -56,10 +56,6 @@ THESIS_PARAMETERS = {
 }
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_options(width: object, dropout: object) -> tuple[float, float]:
@@ -130,8 +126,8 @@ class _DenseNet3DBase(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, width: float, dropout: float,
                  min_inputs: int) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, min_inputs)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
+        self.in_channels = check_int("in_channels", in_channels, min_inputs)
+        self.num_classes = check_int("num_classes", num_classes, 1)
         self.width, self.dropout = _check_options(width, dropout)
         self.growths = _scaled(GROWTH_RATES, self.width)
         self.head_channels = _scaled(HEAD_CHANNELS, self.width)

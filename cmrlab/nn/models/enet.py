@@ -70,20 +70,13 @@ import numbers
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 
 __all__ = ["ENet"]
 
 _BN_EPS = 1e-3  # the Torch7 code's batch-norm epsilon
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise ArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _activation(kind: str, channels: int) -> nn.Module:
@@ -235,8 +228,8 @@ class ENet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, width: float = 1.0) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1)
         if isinstance(width, bool) or not isinstance(width, numbers.Real) or width <= 0:
             raise ArgumentError(f"width must be a positive number, got {width!r}")
         c0, c1, c2 = (max(1, round(c * width)) for c in (16, 64, 128))

@@ -16,13 +16,12 @@ and is not part of this module.
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
 __all__ = ["FrameDetector"]
@@ -34,16 +33,12 @@ BN_EPS = 1e-3
 _KERAS_CONV = {"bn_momentum": BN_MOMENTUM, "bn_eps": BN_EPS, "order": "conv-act-bn"}
 
 
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_int_tuple(name: str, values: object, *, odd: bool = False) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
         raise ArgumentError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-    checked = tuple(_check_int(name, v) for v in values)
+    checked = tuple(check_int(name, v) for v in values)
     if odd and any(v % 2 == 0 for v in checked):
         raise ArgumentError(f"{name} must be odd (a centred 'same' convolution), got {values!r}")
     return checked
@@ -115,10 +110,10 @@ class FrameDetector(nn.Module):
         dilations: Sequence[int] = (1, 2, 4),
     ) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels)
-        self.base_filters = _check_int("base_filters", base_filters)
-        self.levels = _check_int("levels", levels)
-        self.image_size = _check_int("image_size", image_size)
+        self.in_channels = check_int("in_channels", in_channels)
+        self.base_filters = check_int("base_filters", base_filters)
+        self.levels = check_int("levels", levels)
+        self.image_size = check_int("image_size", image_size)
         factor = 2**self.levels
         if self.image_size % factor:
             raise ArgumentError(

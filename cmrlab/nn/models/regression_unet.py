@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
 
 __all__ = ["RegressionUNet", "RegressionUNetOutput", "ScanOutput", "ScanningModule"]
@@ -82,10 +82,6 @@ class RegressionUNetOutput(NamedTuple):
     diameter: torch.Tensor
 
 
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_spacing_values(values: Sequence[float], name: str = "spacing") -> tuple[float, float, float]:
@@ -185,7 +181,7 @@ class ScanningModule(nn.Module):
         min_diameter: float = 1.0,
     ) -> None:
         super().__init__()
-        self.area_kernel = _check_positive_int("area_kernel", area_kernel)
+        self.area_kernel = check_int("area_kernel", area_kernel)
         self.spacing = _check_spacing_values(spacing)
         if isinstance(min_diameter, bool) or not isinstance(min_diameter, numbers.Real) or not (
             math.isfinite(min_diameter) and min_diameter > 0
@@ -309,9 +305,9 @@ class RegressionUNet(nn.Module):
         min_diameter: float = 1.0,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_positive_int("in_channels", in_channels)
-        self.base_filters = _check_positive_int("base_filters", base_filters)
-        self.depth = _check_positive_int("depth", depth)
+        self.in_channels = check_int("in_channels", in_channels)
+        self.base_filters = check_int("base_filters", base_filters)
+        self.depth = check_int("depth", depth)
         widths = [self.base_filters * 2**level for level in range(self.depth + 1)]
         self.widths = tuple(widths)
 

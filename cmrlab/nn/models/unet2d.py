@@ -57,18 +57,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 
 __all__ = ["UNet2D", "mirror_pad", "overlap_tile_predict"]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise ArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
@@ -76,8 +69,8 @@ def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:
             raise ArgumentError(f"{name} must be an integer or a pair of integers, got {value!r}")
-        return _check_int(name, value[0], minimum), _check_int(name, value[1], minimum)
-    v = _check_int(name, value, minimum)
+        return check_int(name, value[0], minimum), check_int(name, value[1], minimum)
+    v = check_int(name, value, minimum)
     return v, v
 
 
@@ -141,10 +134,10 @@ class UNet2D(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.base_filters = _check_int("base_filters", base_filters, 1)
-        self.depth = _check_int("depth", depth, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.base_filters = check_int("base_filters", base_filters, 1)
+        self.depth = check_int("depth", depth, 1)
         if padding not in ("valid", "same"):
             raise ArgumentError(f"padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
@@ -216,7 +209,7 @@ class UNet2D(nn.Module):
         Raises :class:`~cmrlab.errors.ArgumentError` for a size the network cannot take, and
         names the nearest sizes it can.
         """
-        size = _check_int("input_size", input_size, 1)
+        size = check_int("input_size", input_size, 1)
         out = self._output_or_none(size)
         if out is None:
             raise ArgumentError(
@@ -229,7 +222,7 @@ class UNet2D(nn.Module):
         """The input size along one axis that gives ``output_size`` outputs (inverse of
         :meth:`output_size`): ``n = o + 2·border`` for ``"valid"``, ``o`` for ``"same"``.
         Raises :class:`~cmrlab.errors.ArgumentError` if no input gives that output."""
-        out = _check_int("output_size", output_size, 1)
+        out = check_int("output_size", output_size, 1)
         n = out + 2 * self.border
         if self._output_or_none(n) != out:
             valid_outputs = sorted(
@@ -312,7 +305,7 @@ def mirror_pad(image: torch.Tensor, pad: Sequence[int]) -> torch.Tensor:
         raise ArgumentError("image must be a torch tensor with at least 2 dimensions")
     if len(pad) != 4:
         raise ArgumentError(f"pad must be (top, bottom, left, right), got {pad!r}")
-    top, bottom, left, right = (_check_int("pad", p, 0) for p in pad)
+    top, bottom, left, right = (check_int("pad", p, 0) for p in pad)
     rows = _reflect_indices(image.shape[-2], top, bottom, image.device)
     cols = _reflect_indices(image.shape[-1], left, right, image.device)
     return image.index_select(-2, rows).index_select(-1, cols)
@@ -397,8 +390,8 @@ def overlap_tile_predict(
     ctx = _pair("context", context, 0)
     if align is None:
         align = getattr(model, "size_factor", 1)
-    align = _check_int("align", align, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    align = check_int("align", align, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if pad_mode not in ("reflect", "zeros"):
         raise ArgumentError(f"pad_mode must be 'reflect' or 'zeros', got {pad_mode!r}")
     steps = []

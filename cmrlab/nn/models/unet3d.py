@@ -10,12 +10,11 @@ T1 and T2 is a tensor ``(N, 2, 64, 128, 128)``. Output ``(N, num_classes, D, H, 
 """
 from __future__ import annotations
 
-import numbers
 
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import check_int
 from cmrlab.nn.blocks import check_model_input
 
 __all__ = ["PAPER_PARAMETERS", "THESIS_PARAMETERS", "ShiftBatchNorm3d", "UNet3D"]
@@ -26,10 +25,6 @@ THESIS_PARAMETERS = 10_000_000
 PAPER_PARAMETERS = 19_069_955
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class ShiftBatchNorm3d(nn.BatchNorm3d):
@@ -128,9 +123,9 @@ class UNet3D(nn.Module):
         bn_scale: bool = False,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.base_filters = _check_int("base_filters", base_filters, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.base_filters = check_int("base_filters", base_filters, 1)
         self.depth = 3  # poolings; 4 resolution steps
         f = self.base_filters
         scale = bool(bn_scale)

@@ -16,7 +16,7 @@ import numbers
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.errors import ArgumentError, check_int
 from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
 __all__ = ["THESIS_PARAMETERS", "THESIS_PARAMETERS_LIGHT", "VNet", "vnet_light"]
@@ -33,10 +33,6 @@ _DOWN_DROPOUT = (False, False, True, True)
 _UP_DROPOUT = (True, True, False, False)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class _InputStage(nn.Module):
@@ -177,9 +173,9 @@ class VNet(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.base_filters = _check_int("base_filters", base_filters, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.base_filters = check_int("base_filters", base_filters, 1)
         if self.base_filters % self.in_channels:
             raise ArgumentError(
                 f"in_channels={self.in_channels} must divide base_filters={self.base_filters}: "
