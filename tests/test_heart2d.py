@@ -142,3 +142,25 @@ def test_rv_crescent_geometry_helpers():
 def test_bad_input(kwargs, message):
     with pytest.raises(ArgumentError, match=message):
         beating_heart_slice(n_frames=kwargs.pop("n_frames", 4), matrix=kwargs.pop("matrix", 32), **kwargs)
+
+
+def test_heart_slice_dataset_is_varied_deterministic_and_labelled():
+    from cmrlab.phantoms.heart2d import heart_slice_dataset
+
+    a = heart_slice_dataset(3, 3, matrix=32, seed=5)
+    b = heart_slice_dataset(3, 3, matrix=32, seed=5)
+    assert a.images.shape == a.labels.shape == (9, 32, 32)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert a.images.min() == 0.0 and a.images.max() == 1.0
+    assert set(np.unique(a.labels)) == {0, 1, 2, 3}
+    assert list(a.case) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    for i in range(len(a.images)):  # bright blood, darker myocardium, in every sample
+        img, lab = a.images[i], a.labels[i]
+        assert img[lab == 3].mean() > img[lab == 2].mean()
+    assert len({img.tobytes() for img in a.images}) == len(a.images)  # every sample differs
+    lv_ed_area = (a.labels[::3] == 3).sum(axis=(1, 2))  # ED frames of the three subjects
+    assert len(set(lv_ed_area.tolist())) == 3
+    c = heart_slice_dataset(3, 3, matrix=32, seed=6)
+    assert not np.array_equal(a.images, c.images)
+    with pytest.raises(ArgumentError, match="crop"):
+        heart_slice_dataset(1, 1, crop=400.0)

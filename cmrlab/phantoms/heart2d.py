@@ -43,7 +43,7 @@ from cmrlab.errors import ArgumentError
 from cmrlab.physics import coils, kspace, noise, signals, tissues
 from cmrlab.physics.cardiac import lv_volume_curve
 
-__all__ = ["LABEL_NAMES", "HeartSlice", "beating_heart_slice"]
+__all__ = ["LABEL_NAMES", "HeartSlice", "SliceSet", "beating_heart_slice", "heart_slice_dataset"]
 
 #: ACDC label values of the phantom.
 LABEL_NAMES: Mapping[int, str] = MappingProxyType({1: "RV", 2: "MYO", 3: "LV"})
@@ -393,3 +393,94 @@ def beating_heart_slice(
         sigma=float(sigma),
         signal=MappingProxyType(signal),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# many varied slices for training
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SliceSet:
+    """2D training samples drawn from varied beating-heart cines (see :func:`heart_slice_dataset`).
+
+    ``images`` (N, H, W) float32, each scaled to [0, 1] (min-max, as the cardiac thesis
+    preprocesses); ``labels`` (N, H, W) int64 in the ACDC convention (0 background, 1 RV, 2 MYO,
+    3 LV); ``case`` (N,) which simulated subject each sample comes from (split by case, never by
+    sample, or neighbouring frames leak between training and test); ``frame`` (N,) its frame.
+    Arrays are (row, column) = (y, x) with y up the image, as ``imshow(origin="lower")`` shows them.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    case: np.ndarray
+    frame: np.ndarray
+
+
+def heart_slice_dataset(
+    n_cases: int = 8,
+    frames_per_case: int = 4,
+    matrix: int = 64,
+    crop: float = 160.0,
+    *,
+    seed: int = 0,
+) -> SliceSet:
+    """Short-axis slices from ``n_cases`` simulated subjects that differ the way scans differ.
+
+    Per subject (seeded): LV, RV and myocardium sizes (EF from about 35 % to 70 %), flip angle
+    (blood–myocardium contrast), SNR (12–40) and coil count; then every sample is rotated by a
+    random angle (±30°, the heart's orientation in the field of view varies) and shifted by up to
+    ±8 % of the field of view. ``frames_per_case`` frames are taken evenly over each cycle (ED
+    and ES included when there are at least two). Rotation and shift are applied to the
+    magnitude image (linear) and the labels (nearest), never mirroring, which would swap LV and
+    RV. Each cine is simulated over the whole 320 mm chest and then cropped to a ``crop`` mm
+    square around the LV, sampled on ``matrix`` pixels (the thesis crops around the heart too).
+    Deterministic for a given seed.
+    """
+    from scipy import ndimage
+
+    n_cases = _integer(n_cases, "n_cases", 1)
+    frames_per_case = _integer(frames_per_case, "frames_per_case", 1)
+    matrix = _integer(matrix, "matrix", 16)
+    crop = _number(crop, "crop", high=320.0)
+    seed = _integer(seed, "seed", 0)
+    fov = 320.0
+    full = int(round(matrix * fov / crop))
+    rng = np.random.default_rng(seed)
+    images, labels, cases, frames = [], [], [], []
+    for case in range(n_cases):
+        lv_ed = rng.uniform(1300.0, 2600.0)
+        ef = rng.uniform(0.35, 0.70)
+        rv_ed = rng.uniform(1000.0, 1900.0)
+        cine = beating_heart_slice(
+            n_frames=max(frames_per_case, 12), matrix=full, fov=fov,
+            lv_ed_area=lv_ed, lv_es_area=lv_ed * (1 - ef), myo_area=rng.uniform(1100.0, 2200.0),
+            rv_ed_area=rv_ed, rv_es_area=rv_ed * rng.uniform(0.45, 0.65),
+            flip=rng.uniform(35.0, 70.0), n_coils=int(rng.integers(4, 13)),
+            snr=rng.uniform(12.0, 40.0), oversample=2, seed=int(rng.integers(2**31)),
+        )
+        n_t = cine.images.shape[2]
+        picks = [cine.ed_frame, cine.es_frame][:frames_per_case]
+        for t in np.linspace(0, n_t - 1, n_t).round().astype(int)[np.argsort(
+                np.abs(np.linspace(0, 1, n_t) - 0.5))]:  # then frames from mid-cycle outwards
+            if len(picks) >= frames_per_case:
+                break
+            if t not in picks:
+                picks.append(int(t))
+        lv = np.argwhere(cine.labels[:, :, cine.ed_frame] == 3).mean(axis=0)
+        x0, y0 = (np.clip(lv.round().astype(int) - matrix // 2, 0, full - matrix))
+        window = (slice(x0, x0 + matrix), slice(y0, y0 + matrix))
+        for t in picks:
+            angle = rng.uniform(-30.0, 30.0)
+            shift = rng.uniform(-0.08, 0.08, size=2) * matrix
+            # (X, Y) → (y, x) rows/columns for the sample
+            img = np.ascontiguousarray(cine.images[window + (t,)].T)
+            lab = np.ascontiguousarray(cine.labels[window + (t,)].T)
+            img = ndimage.shift(ndimage.rotate(img, angle, reshape=False, order=1, mode="nearest"),
+                                shift, order=1, mode="nearest")
+            lab = ndimage.shift(ndimage.rotate(lab, angle, reshape=False, order=0, mode="constant"),
+                                shift, order=0, mode="constant")
+            lo, hi = float(img.min()), float(img.max())
+            images.append(((img - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32))
+            labels.append(lab.astype(np.int64))
+            cases.append(case)
+            frames.append(int(t))
+    return SliceSet(np.stack(images), np.stack(labels), np.asarray(cases), np.asarray(frames))
