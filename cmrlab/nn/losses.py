@@ -499,7 +499,10 @@ def generalized_dice_loss(
       used the GDL with "specific values" for the weights, so we keep Sudre's pooled ratio and
       replace ``w_c`` ([choice]; the other reading, a weighted mean of per-class Dice, is
       :func:`weighted_dice_loss`, the thesis's Eq 7.2). The fixed weights are *not* squared or
-      normalised by class size — the thesis's stated aim is equal importance per tissue.
+      normalised by class size. Note that in this pooled form a weight is not a share of the
+      loss: the class's size multiplies it, so with 0.1/0.3/0.3/0.3 on a 160 mm cardiac crop the
+      background still carries about 63 % of the loss (chapter *Losses and metrics*, section 3);
+      only the per-class form (:func:`weighted_dice_loss`) gives each tissue its weight's share.
 
     Args:
         input: logits ``(N, C, *spatial)`` (probabilities with ``activation="none"``).
