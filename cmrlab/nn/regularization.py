@@ -1,0 +1,226 @@
+"""Regularisation the Keras way: L1/L2 weight penalties, the max-norm constraint, early stopping.
+
+The chapter "Normalisation, activations and regularisation" builds and checks these ideas; the
+training chapters and labs import them from here. The cardiac thesis trained in Keras
+(TF 2.1), so the conventions follow Keras where Keras and PyTorch differ:
+
+* **Weight penalty** (Keras ``kernel_regularizer=L1L2(l1, l2)``), added to the loss::
+
+      penalty = l1 · Σ |w| + l2 · Σ w²                  (no factor 1/2 on the L2 term)
+
+  over the kernels (weights) of the linear and convolutional layers, not their biases and not
+  the scale/shift of normalisation layers. Its gradient for plain SGD is ``2·l2·w``, so
+  ``torch.optim.SGD(weight_decay=2 * l2)`` gives the same updates as this L2 penalty. For Adam
+  it does not: ``torch.optim.AdamW``'s decoupled decay is a different method.
+* **Max-norm** (Keras ``kernel_constraint=MaxNorm(c)``), applied after each optimiser step::
+
+      w_u ← w_u · min(‖w_u‖₂, c) / (ε + ‖w_u‖₂)          ε = 10⁻⁷
+
+  for every output unit ``u`` (a row of a ``Linear`` weight, one filter of a convolution).
+* **Early stopping** (Keras ``EarlyStopping``): stop when the monitored validation value has not
+  improved by more than ``min_delta`` for ``patience`` epochs, and go back to the best weights.
+
+The L1 *activity* penalty of Keras (summed absolute layer outputs, averaged over the batch) is
+:func:`cmrlab.nn.losses.l1_activity`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from cmrlab.errors import ArgumentError, check_int
+
+__all__ = ["EarlyStopping", "max_norm_", "regularized_parameters", "weight_penalty"]
+
+#: Layers whose ``weight`` is a kernel in the Keras sense (what weight penalties and max-norm act on).
+_KERNEL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                  nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _check_module(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_nonnegative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def regularized_parameters(model: nn.Module, *, include_bias: bool = False) -> list[Tensor]:
+    """The kernels of every linear and (transposed) convolution layer of ``model``, in order.
+
+    With ``include_bias=True`` their biases are included too. Normalisation layers (γ, β),
+    embeddings and other parameters are never included.
+    """
+    model = _check_module(model)
+    params: list[Tensor] = []
+    for module in model.modules():
+        if isinstance(module, _KERNEL_LAYERS):
+            params.append(module.weight)
+            if include_bias and module.bias is not None:
+                params.append(module.bias)
+    return params
+
+
+def weight_penalty(model: nn.Module, l1: float = 0.0, l2: float = 0.0, *,
+                   include_bias: bool = False) -> Tensor:
+    """Keras's ``L1L2`` kernel regulariser summed over a model: ``l1·Σ|w| + l2·Σw²``.
+
+    Add the result to the loss before ``backward()``. The sums run over the weights returned by
+    :func:`regularized_parameters` (kernels of linear and convolution layers). Note the Keras
+    convention: no ``1/2`` in front of the L2 term, so its gradient is ``2·l2·w``.
+
+    Args:
+        model: the network.
+        l1, l2: the penalty factors (``>= 0``), e.g. Keras's default ``1e-2`` for ``l1()``/``l2()``.
+        include_bias: also penalise biases (Keras's ``bias_regularizer``), default ``False``.
+
+    Returns:
+        A scalar tensor on the device and in the dtype of the first weight (``0`` if the model
+        has no such layer, on the CPU).
+    """
+    l1 = _check_nonnegative("l1", l1)
+    l2 = _check_nonnegative("l2", l2)
+    params = regularized_parameters(model, include_bias=include_bias)
+    if not params:
+        return torch.zeros(())
+    total = params[0].new_zeros(())
+    for p in params:
+        if l1:
+            total = total + l1 * p.abs().sum()
+        if l2:
+            total = total + l2 * p.pow(2).sum()
+    return total
+
+
+@torch.no_grad()
+def max_norm_(model: nn.Module, max_value: float = 3.0, *, eps: float = 1e-7) -> int:
+    """Apply Keras's ``MaxNorm`` constraint in place to every kernel of ``model``.
+
+    Each output unit's weight vector ``w_u`` (a row of a ``Linear`` weight, one filter of a
+    convolution: all input channels and kernel taps) becomes
+    ``w_u · min(‖w_u‖₂, c) / (ε + ‖w_u‖₂)``: units with a norm above ``c = max_value`` are
+    scaled back to norm ``c``; the others are left as they are (up to the factor
+    ``‖w‖/(ε + ‖w‖)``, as in Keras). Call it after every ``optimizer.step()``. For a 2D
+    convolution this is Keras's ``MaxNorm(c, axis=[0, 1, 2])``; for a transposed
+    convolution the output units are torch's weight dimension 1.
+
+    Returns:
+        The number of output units whose norm exceeded ``max_value`` and was clipped.
+    """
+    model = _check_module(model)
+    max_value = _check_nonnegative("max_value", max_value)
+    if max_value == 0:
+        raise ArgumentError("max_value must be > 0, got 0")
+    eps = _check_nonnegative("eps", eps)
+    clipped = 0
+    for module in model.modules():
+        if not isinstance(module, _KERNEL_LAYERS):
+            continue
+        w = module.weight
+        unit_dim = 1 if isinstance(module, _TRANSPOSED) else 0
+        other = [d for d in range(w.ndim) if d != unit_dim]
+        norms = w.pow(2).sum(dim=other, keepdim=True).sqrt()
+        clipped += int((norms > max_value).sum())
+        w.mul_(norms.clamp(max=max_value) / (eps + norms))
+    return clipped
+
+
+class EarlyStopping:
+    """Stop training when a validation value stops improving; keep the best weights.
+
+    Keras's ``EarlyStopping(monitor, min_delta, patience, mode, restore_best_weights)``. Call
+    :meth:`step` once per epoch with the validation value (and the model, to remember its best
+    weights); it returns ``True`` when training should stop: ``patience`` epochs in a row without
+    an improvement. An improvement is ``value < best − min_delta`` (``mode="min"``, for losses)
+    or ``value > best + min_delta`` (``mode="max"``, for Dice or accuracy). A NaN value is never
+    an improvement, so a run of NaN losses stops after ``patience`` epochs.
+
+    Example::
+
+        stopper = EarlyStopping(patience=5)
+        for epoch in range(1, max_epochs + 1):
+            train_one_epoch(model)
+            if stopper.step(validation_loss(model), model):
+                break
+        stopper.restore(model)          # weights of stopper.best_epoch
+
+    Attributes:
+        best_value: the best value so far (``inf`` / ``-inf`` before the first step).
+        best_epoch: the epoch of ``best_value`` (``None`` before the first improvement).
+        wait: epochs since the last improvement.
+        stopped_epoch: the epoch at which :meth:`step` first returned ``True`` (else ``None``).
+        best_state: a copy of the model's ``state_dict`` at ``best_epoch`` (when a model was given).
+    """
+
+    def __init__(self, patience: int = 10, *, min_delta: float = 0.0,
+                 mode: Literal["min", "max"] = "min") -> None:
+        self.patience = check_int("patience", patience, minimum=0)
+        self.min_delta = _check_nonnegative("min_delta", min_delta)
+        if mode not in ("min", "max"):
+            raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.mode = mode
+        self.best_value = math.inf if mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Tensor] | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self._epoch = 0
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` would count as an improvement over :attr:`best_value`."""
+        if math.isnan(value):
+            return False
+        if self.mode == "min":
+            return value < self.best_value - self.min_delta
+        return value > self.best_value + self.min_delta
+
+    def step(self, value: float | Tensor, model: nn.Module | None = None,
+             epoch: int | None = None) -> bool:
+        """Record this epoch's validation ``value``; return ``True`` if training should stop.
+
+        Args:
+            value: the monitored number (a float or a one-element tensor).
+            model: if given, its weights are copied when ``value`` is the best so far.
+            epoch: the epoch number (default: the previous one + 1, starting at 1).
+        """
+        if isinstance(value, Tensor):
+            value = value.detach()
+        try:
+            value = float(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ArgumentError(f"value must be a number, got {value!r}") from exc
+        if model is not None:
+            _check_module(model)
+        self._epoch = self._epoch + 1 if epoch is None else check_int("epoch", epoch, minimum=0)
+        if self.improved(value):
+            self.best_value = value
+            self.best_epoch = self._epoch
+            self.wait = 0
+            if model is not None:
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.wait += 1
+        stop = self.wait > 0 and self.wait >= self.patience
+        if stop and self.stopped_epoch is None:
+            self.stopped_epoch = self._epoch
+        return stop
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the weights saved at :attr:`best_epoch` into ``model``."""
+        model = _check_module(model)
+        if self.best_state is None:
+            raise ArgumentError("no weights saved yet: pass the model to step() to keep the best ones")
+        model.load_state_dict(self.best_state)
+
+    def __repr__(self) -> str:
+        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+                f"mode={self.mode!r}, best_epoch={self.best_epoch}, best_value={self.best_value:.4g})")
