@@ -19,34 +19,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from _timing import time_interleaved
 from cmrlab.physics.bloch import rf_rotation_matrix, simulate
 
 T1, T2, DT = 1000.0, 100.0, 1.0  # ms
 
 
 def _time(fns: dict[str, Callable[[], torch.Tensor]], device: torch.device, repeats: int) -> dict[str, float]:
-    """Best wall time (s) of each function, run in turn each repeat after one warm-up call."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[name].append(time.perf_counter() - t0)
-    for name, ts in times.items():
-        print(f"    {name:15s} best {min(ts):8.4f} s   median {statistics.median(ts):8.4f} s")
-    return {name: min(ts) for name, ts in times.items()}
+    """Best wall time (s) of each function (see ``_timing.time_interleaved``), printed with the median."""
+    results = time_interleaved(fns, device, repeats)
+    for name, (best, median) in results.items():
+        print(f"    {name:15s} best {best:8.4f} s   median {median:8.4f} s")
+    return {name: best for name, (best, _) in results.items()}
 
 
 def run(device: torch.device, n_spins: int, n_steps: int, repeats: int) -> None:

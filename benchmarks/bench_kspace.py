@@ -10,12 +10,10 @@ Run: ``python benchmarks/bench_kspace.py [--device cpu|cuda] [--repeats 50]``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
+from _timing import time_interleaved
 from cmrlab.physics.coils import coil_combine_rss, coil_sensitivities
 from cmrlab.physics.kspace import (
     fft2c,
@@ -26,30 +24,6 @@ from cmrlab.physics.kspace import (
     zero_filled_recon,
 )
 from cmrlab.physics.noise import add_noise, snr_to_sigma
-
-
-def _time_interleaved(fns: dict[str, Callable[[], torch.Tensor]], device: torch.device,
-                      repeats: int) -> dict[str, tuple[float, float]]:
-    """(best, median) wall time in seconds of each function, after warm-up.
-
-    The functions run in turn within each repeat, so the peer and the pipelines see the same
-    machine load; the ratios use the best times, the least disturbed by other work on a shared
-    machine. CUDA is synchronised around each call.
-    """
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[name].append(time.perf_counter() - t0)
-    return {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -87,13 +61,13 @@ def main() -> None:
     def homodyne() -> torch.Tensor:
         return coil_combine_rss(homodyne_recon(forward(), mask))
 
-    results = _time_interleaved({
+    results = time_interleaved({
         "bare fft2 + ifft2 (peer)": bare,
         "complex noise alone (for reference)": noise_only,
         "forward only (fft, noise, PF mask)": forward,
         "forward + zero-filled recon + RSS": zero_filled,
         "forward + homodyne recon + RSS": homodyne,
-    }, device, args.repeats)
+    }, device, args.repeats, warmup=3)
     t_bare = results["bare fft2 + ifft2 (peer)"][0]
     print(f"device={device}  threads={torch.get_num_threads()}  array={n_coils}x{n}x{n} complex64  "
           f"repeats={args.repeats}")

@@ -78,8 +78,6 @@ def check_model_input(
         )
 
 
-
-
 def _check_nd(nd: object) -> int:
     if isinstance(nd, bool) or nd not in (2, 3):
         raise ArgumentError(f"nd must be 2 or 3 (number of spatial axes), got {nd!r}")

@@ -45,8 +45,6 @@ __all__ = [
 ]
 
 
-
-
 def conv_output_size(
     size: int,
     kernel: int,

@@ -56,8 +56,6 @@ THESIS_PARAMETERS = {
 }
 
 
-
-
 def _check_options(width: object, dropout: object) -> tuple[float, float]:
     if isinstance(width, bool) or not isinstance(width, numbers.Real) or not width > 0:
         raise ArgumentError(f"width must be a positive number, got {width!r}")
@@ -134,7 +132,6 @@ class _DenseNet3DBase(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         check_model_input(x, in_channels=self.in_channels)
-
 
 
 class DenseNet3D(_DenseNet3DBase):

@@ -77,8 +77,6 @@ __all__ = ["ENet"]
 _BN_EPS = 1e-3  # the Torch7 code's batch-norm epsilon
 
 
-
-
 def _activation(kind: str, channels: int) -> nn.Module:
     """PReLU with one slope per channel (encoder) or ReLU (decoder)."""
     return nn.PReLU(channels) if kind == "prelu" else nn.ReLU(inplace=True)

@@ -33,8 +33,6 @@ BN_EPS = 1e-3
 _KERAS_CONV = {"bn_momentum": BN_MOMENTUM, "bn_eps": BN_EPS, "order": "conv-act-bn"}
 
 
-
-
 def _check_int_tuple(name: str, values: object, *, odd: bool = False) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
         raise ArgumentError(f"{name} must be a non-empty sequence of integers, got {values!r}")

@@ -82,8 +82,6 @@ class RegressionUNetOutput(NamedTuple):
     diameter: torch.Tensor
 
 
-
-
 def _check_spacing_values(values: Sequence[float], name: str = "spacing") -> tuple[float, float, float]:
     """Three finite positive floats, or an :class:`ArgumentError` naming ``name``."""
     try:

@@ -62,8 +62,6 @@ from cmrlab.errors import ArgumentError, check_int
 __all__ = ["UNet2D", "mirror_pad", "overlap_tile_predict"]
 
 
-
-
 def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints as a checked ``(rows, columns)`` pair."""
     if isinstance(value, Sequence) and not isinstance(value, str):

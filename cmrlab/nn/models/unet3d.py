@@ -10,7 +10,6 @@ T1 and T2 is a tensor ``(N, 2, 64, 128, 128)``. Output ``(N, num_classes, D, H, 
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -23,8 +22,6 @@ __all__ = ["PAPER_PARAMETERS", "THESIS_PARAMETERS", "ShiftBatchNorm3d", "UNet3D"
 THESIS_PARAMETERS = 10_000_000
 #: Çiçek et al. 2016, §2: "The architecture has 19069955 parameters in total" (3 inputs, 3 labels).
 PAPER_PARAMETERS = 19_069_955
-
-
 
 
 class ShiftBatchNorm3d(nn.BatchNorm3d):

@@ -33,8 +33,6 @@ _DOWN_DROPOUT = (False, False, True, True)
 _UP_DROPOUT = (True, True, False, False)
 
 
-
-
 class _InputStage(nn.Module):
     """``PReLU(BN(conv5(x)) + x)``: the input, copied over the ``base`` channels, is the residual.
 
