@@ -1,0 +1,82 @@
+"""Download ACDC (MICCAI 2017 Automated Cardiac Diagnosis Challenge) into the data root.
+
+    python data_scripts/acdc.py [--data-root DIR] [--sha256 HEX] [--keep-archive]
+    python data_scripts/acdc.py --archive ~/Downloads/acdc.zip     # a zip you downloaded yourself
+    python data_scripts/acdc.py --verify-only
+
+The zip is the download of the "ACDC" folder of the Human Heart Project's Girder server at
+CREATIS (the direct link the CineMA README uses). No checksum is published for it, so the script
+prints the SHA-256 it computed: pass it with ``--sha256`` next time to pin that exact file. The
+CRC-32 of every member is still checked while unpacking. The result is
+``<data root>/ACDC/database/{training,testing}/patientXXX/`` (Info.cfg, patientXXX_4d.nii.gz,
+patientXXX_frameYY.nii.gz, patientXXX_frameYY_gt.nii.gz).
+
+Terms: free for non-commercial scientific research only (CC BY-NC-SA 4.0 as stated in the
+dataset's LICENSE_TERMS.md); cite Bernard et al., IEEE TMI 37(11) 2018, doi:10.1109/TMI.2018.2837502.
+Landing page: https://www.creatis.insa-lyon.fr/Challenge/acdc/
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import _common
+from cmrlab.data.download import DatasetSource, fetch
+from cmrlab.errors import FileFormatError
+
+URL = ("https://humanheart-project.creatis.insa-lyon.fr/database/api/v1/folder/"
+       "637218e573e9f0047faa00fc/download")
+
+
+def locate_database(extracted: Path) -> Path:
+    """The folder holding ``training/`` (ACDC's ``database/``), wherever the zip put it.
+
+    A Girder folder download wraps the data in the folder's own name, so ``training/`` may sit at
+    the top, under ``database/`` or under ``ACDC/database/``; look up to three levels down.
+    """
+    level = [extracted]
+    for _ in range(4):
+        for folder in level:
+            if (folder / "training").is_dir():
+                return folder
+        level = sorted(p for f in level for p in f.iterdir() if p.is_dir())
+    raise FileFormatError(extracted, "the archive has no 'training' folder within three levels: "
+                                     "is it the ACDC zip?")
+
+
+def main() -> int:
+    args = _common.make_parser(__doc__, downloads=True).parse_args()
+    root = _common.resolve_root(args)
+    dataset = root / "ACDC"
+
+    def check(path):
+        return _common.check_with_reader("acdc", dataset, deep=args.deep)
+
+    if args.verify_only:
+        if not _common.has_files(dataset):
+            return _common.fail(f"{dataset} is missing or empty: run without --verify-only to "
+                                "download it")
+        return _common.verify("ACDC", dataset, check)
+
+    if not (args.md5 or args.sha256):
+        print("note: no checksum is published for the ACDC zip; the SHA-256 computed after the "
+              "download is printed below (pin it with --sha256)")
+    source = DatasetSource(
+        name="ACDC",
+        url=args.url or URL,
+        folder="ACDC/database",
+        archive_name="acdc.zip",
+        md5=args.md5,
+        sha256=args.sha256,
+        size=args.size,
+        locate=locate_database,
+    )
+    result = fetch(source, root, keep_archive=args.keep_archive, archive=args.archive,
+                   progress=not args.no_progress)
+    if result.sha256 and not args.sha256:
+        print(f"sha256 {result.sha256}  (pin it: --sha256 {result.sha256})")
+    # A fresh download passed its zip CRC-32 checks (and the checksum, if pinned).
+    return _common.verify("ACDC", dataset, check, missing_ok_when_checksummed=result.downloaded)
+
+
+if __name__ == "__main__":
+    _common.run(main)
