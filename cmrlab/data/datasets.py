@@ -1,0 +1,217 @@
+"""Datasets by name: the real one under the data root when it is there, else a synthetic one.
+
+A chapter asks for a dataset by name and gets a folder in the dataset's own published layout::
+
+    from cmrlab.data.datasets import get_dataset
+    acdc = get_dataset("acdc", run=run)        # run = cmrlab.config.setup(...)
+    acdc.path, acdc.synthetic                  # .../ACDC, False   or   .../synthetic/ACDC/..., True
+    patient = acdc.reader.read_patient(acdc.cases()[0])
+
+The rule (DESIGN §5): with ``synthetic=None`` the profile decides. The ``fast`` profile always uses
+the synthetic data (small, quick, the same on every machine); the ``full`` profile uses the real
+dataset when its folder exists under the data root (``ACDC/``, ``MnM/`` … as the scripts in
+``data_scripts/`` put them there) and falls back to the synthetic one otherwise, saying so.
+A real folder that is present but broken is reported, never silently replaced.
+
+Synthetic datasets are generated on first use by :mod:`cmrlab.data.synthetic` and cached under
+``<data root>/synthetic/<folder>/n<cases>-seed<seed>-v<version>/``. Generation writes into a
+hidden temporary folder and renames it into place when every case is written, so an interrupted
+generation leaves no half dataset behind and two processes asking at once both end up with one
+complete copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cmrlab.config import RunConfig, data_root as _data_root, get_profile
+from cmrlab.errors import ArgumentError, CmrlabError, check_int
+
+__all__ = ["DATASETS", "DatasetInfo", "DatasetLocation", "get_dataset", "synthetic_folder"]
+
+#: Marker written last into a complete synthetic dataset (its parameters, for provenance).
+MARKER = "cmrlab_synthetic.json"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the course knows about one public dataset.
+
+    ``folder`` is where ``data_scripts/`` put the real data under the data root; ``reader`` the
+    module of :mod:`cmrlab.data` that reads (and writes) its layout; ``generator`` the function of
+    :mod:`cmrlab.data.synthetic` that writes a synthetic copy; ``cases`` the number of synthetic
+    cases each profile generates by default.
+    """
+
+    name: str
+    title: str
+    folder: str
+    reader: str
+    generator: str
+    script: str
+    cases: dict[str, int] = field(default_factory=lambda: {"fast": 10, "full": 100})
+    description: str = ""
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("acdc", "ACDC (MICCAI 2017)", "ACDC", "cmrlab.data.acdc", "write_acdc",
+                    "data_scripts/acdc.py", {"fast": 15, "full": 150},
+                    "cine SAX, 5 groups, labels 1 RV / 2 MYO / 3 LV at ED and ES"),
+        DatasetInfo("mnms", "M&Ms (2020)", "MnM", "cmrlab.data.mnms", "write_mnms",
+                    "data_scripts/mnms.py", {"fast": 8, "full": 150},
+                    "multi-vendor cine SAX, labels 1 LV / 2 MYO / 3 RV at ED and ES"),
+        DatasetInfo("sunnybrook", "Sunnybrook Cardiac Data (2009)", "Sunnybrook",
+                    "cmrlab.data.sunnybrook", "write_sunnybrook", "data_scripts/sunnybrook.py",
+                    {"fast": 6, "full": 45}, "cine SAX DICOM, LV endo/epi contours at ED and ES"),
+        DatasetInfo("iseg2017", "iSeg-2017 (6-month infant brain)", "iSeg-2017",
+                    "cmrlab.data.iseg", "write_iseg", "data_scripts/iseg.py",
+                    {"fast": 4, "full": 10}, "T1 + T2 Analyze, labels 10 CSF / 150 GM / 250 WM"),
+        DatasetInfo("mrbrains18", "MRBrainS18", "MRBrainS18", "cmrlab.data.mrbrains",
+                    "write_mrbrains18", "data_scripts/mrbrains18.py", {"fast": 4, "full": 7},
+                    "T1, T1-IR, FLAIR; 10 labels merged to CSF/GM/WM"),
+        DatasetInfo("brats2021", "BraTS 2021", "BraTS2021", "cmrlab.data.brats", "write_brats",
+                    "data_scripts/brats.py", {"fast": 4, "full": 60},
+                    "T1, T1ce, T2, FLAIR; labels 1 NCR / 2 ED / 4 ET"),
+        DatasetInfo("msd-task01", "MSD Task01 BrainTumour", "MSD/Task01_BrainTumour",
+                    "cmrlab.data.msd", "write_msd_task01", "data_scripts/msd.py",
+                    {"fast": 4, "full": 60}, "4-channel 4D NIfTI + dataset.json"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where a dataset was found or generated, and the module that reads it."""
+
+    name: str
+    path: Path
+    synthetic: bool
+    reader: ModuleType
+    n_cases: int | None = None
+    seed: int | None = None
+
+    def cases(self) -> list:
+        """The cases under :attr:`path`, as the reader's ``list_cases`` returns them."""
+        return list(self.reader.list_cases(self.path))
+
+    def __str__(self) -> str:
+        kind = f"synthetic, {self.n_cases} cases, seed {self.seed}" if self.synthetic else "real"
+        return f"{DATASETS[self.name].title} ({kind}) at {self.path}"
+
+
+def _info(name: str) -> DatasetInfo:
+    key = str(name).strip().lower().replace("_", "-")
+    aliases = {"m&ms": "mnms", "iseg": "iseg2017", "mrbrains": "mrbrains18", "brats": "brats2021",
+               "task01": "msd-task01", "msd": "msd-task01"}
+    key = aliases.get(key, key)
+    if key not in DATASETS:
+        import difflib
+
+        close = difflib.get_close_matches(key, DATASETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ArgumentError(
+            f"name: unknown dataset {name!r}{hint}; known: {', '.join(sorted(DATASETS))}"
+        )
+    return DATASETS[key]
+
+
+def _reader(info: DatasetInfo) -> ModuleType:
+    return importlib.import_module(info.reader)
+
+
+def _generator(info: DatasetInfo) -> Callable[..., Any]:
+    from cmrlab.data import synthetic
+
+    return getattr(synthetic, info.generator)
+
+
+def synthetic_folder(name: str, n_cases: int, seed: int = 0, root: str | os.PathLike | None = None) -> Path:
+    """The cache folder of the synthetic ``name`` dataset with ``n_cases`` cases and ``seed``."""
+    from cmrlab.data import synthetic
+
+    info = _info(name)
+    base = _data_root(root) / "synthetic" / info.folder
+    return base / f"n{n_cases}-seed{seed}-v{synthetic.GENERATOR_VERSION}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _generate_cached(info: DatasetInfo, folder: Path, n_cases: int, seed: int, progress: bool) -> None:
+    """Generate into a hidden sibling folder, then rename it to ``folder`` (atomic)."""
+    from cmrlab.data import synthetic
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress)
+        marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed,
+                  "generator_version": synthetic.GENERATOR_VERSION,
+                  "note": "synthetic data made by cmrlab.phantoms; not patient data"}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not _is_complete(folder):  # not another process's finished copy: a real failure
+                raise
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+
+
+def get_dataset(
+    name: str,
+    *,
+    run: RunConfig | None = None,
+    data_root: str | os.PathLike | None = None,
+    synthetic: bool | None = None,
+    n_cases: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> DatasetLocation:
+    """Find the dataset called ``name`` (``"acdc"``, ``"mnms"``, ``"sunnybrook"``, ``"iseg2017"``,
+    ``"mrbrains18"``, ``"brats2021"``, ``"msd-task01"``), generating the synthetic copy if needed.
+
+    ``run`` (from :func:`cmrlab.config.setup`) supplies the profile and data root; ``data_root``
+    overrides the latter. ``synthetic``: ``True`` always synthetic, ``False`` the real one or an
+    error saying how to get it, ``None`` the profile's rule (module docstring). ``n_cases``: how
+    many synthetic cases (default: the profile's number in :data:`DATASETS`); ``seed`` makes them
+    reproducible. The real dataset's layout is checked (``check_dataset``) before it is returned.
+    """
+    info = _info(name)
+    profile = run.profile if run is not None else get_profile(None)
+    root = _data_root(data_root if data_root is not None else (run.data_root if run else None))
+    seed = check_int("seed", seed, 0)
+    reader = _reader(info)
+    real = root / info.folder
+    if synthetic is None:
+        synthetic = profile.synthetic_data or not real.exists()
+        if not profile.synthetic_data and not real.exists():
+            print(f"{info.title}: no real data at {real}; using the synthetic copy "
+                  f"(python {info.script} fetches the real one)")
+    if not synthetic:
+        if not real.exists():
+            raise CmrlabError(
+                f"{info.title} is not under the data root: {real} does not exist. "
+                f"Run `python {info.script} --data-root {root}` (it explains how to get it), "
+                "or ask for the synthetic copy with synthetic=True."
+            )
+        reader.check_dataset(real)
+        return DatasetLocation(info.name, real, False, reader)
+    n_cases = check_int("n_cases", n_cases if n_cases is not None else info.cases[profile.name], 1)
+    folder = synthetic_folder(info.name, n_cases, seed, root)
+    if not _is_complete(folder):
+        _generate_cached(info, folder, n_cases, seed, progress)
+    return DatasetLocation(info.name, folder, True, reader, n_cases, seed)

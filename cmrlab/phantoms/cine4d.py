@@ -1,0 +1,800 @@
+"""A 4D short-axis cardiac cine (X, Y, Z, T) with labels on every frame, imaged through the physics.
+
+:func:`cine_case` simulates one ACDC-like patient; :func:`cine_cases` streams many, one at a
+time, cycling the five ACDC groups (:data:`ACDC_GROUPS`, defined in :data:`GROUP_DEFINITIONS`).
+
+How a case is made
+------------------
+1. **Patient** (seeded): group, height and weight (body surface area, thesis Eq 2.4), LV
+   end-diastolic volume index, ejection fraction, wall thickness, RV volume index and EF, heart
+   rate, the heart's position, size and rotation in the field of view, the long-axis tilt.
+2. **Anatomy along the long axis** (z in mm from the mitral plane, towards the apex; slice 0 is
+   the most basal): the LV cavity is half an ellipsoid of revolution, area
+   A(z) = π R₀² (1 − (z/L)²) for 0 ≤ z < L (constant above the mitral plane), with
+   (2/3)π R₀² L = the sampled EDV; a myocardial cap closes it beyond L. The wall is
+   ``wall_thickness`` at the base and 35 % thinner at the apex; the RV cavity (a crescent against
+   the LV, as in :mod:`cmrlab.phantoms.heart2d`) stops before the apex (at 0.8 L). Slices
+   above the mitral plane (z < 0) keep only part of the myocardial ring (a fraction 1 + z/8 mm of
+   it, the rest is atrioventricular-groove fat); their blood pool is labelled LV only while at least
+   half of the ring is there: the ambiguous basal slice of real data.
+3. **Wall shape** per slice: the epicardium is a circle of radius R; the ED endocardium is
+   r_ed(θ) = R − h·p(θ), with the local thickness pattern p(θ) = 1 − τ·w_terr(θ) + σ·w_sept(θ)
+   (τ: infarct thinning in a coronary territory, MINF; σ: asymmetric septal hypertrophy, HCM;
+   w: smooth cos² windows). R is solved so that ½∮r_ed² dθ = A(z).
+4. **Motion**: with g(t) = (EDV − V(t))/(EDV − ESV) from the model curve
+   :func:`cmrlab.physics.cardiac.lv_volume_curve` (g = 0 at ED, 1 at ES), the endocardium moves as
+   r(θ,t)² = r_ed(θ)²·(1 − κ·(1 − a·w_terr(θ))·g(t)), where ``a`` is the akinesia of the
+   territory (MINF) and κ is set per slice so that every slice's cavity area is
+   A(z)·(1 − EF·g(t)); hence LV volume(t) = EDV·(1 − EF·g(t)) exactly. The myocardial area of
+   every slice is conserved (muscle is incompressible): the epicardial radius is
+   √((A(z,t) + M(z))/π). The RV crescent area follows the same curve with the RV's own EF.
+   Papillary muscles (two dark discs inside the cavity, mid slices) and trabeculations (a dark
+   spiky band along the endocardium: the blood pool is the disc of radius r(θ,t)·(1 − d·q(θ)))
+   move with the cavity and are labelled cavity (3), the clinical convention.
+5. **Images** through :mod:`cmrlab.physics`: every region's bSSFP signal
+   (:func:`cmrlab.physics.signals.bssfp_signal`, tissues of :mod:`cmrlab.physics.tissues`, per-case
+   field strength, TR and flip angle → varying blood–myocardium contrast). The object is drawn on
+   a grid ``oversample`` times finer than the image with soft edges: a boundary of radius r(z)
+   that moves by Δr across the slice thickness is a linear ramp of width |Δr|, which is exactly
+   the through-slice average (slice profile a box) for a boundary that is locally a cone.
+   k-space sampling at the matrix/FOV: the fine grid's centred FFT is truncated to the matrix and
+   transformed back (:func:`cmrlab.physics.kspace.fft2c` / ``ifft2c``; the same result as
+   :func:`cmrlab.physics.kspace.sample_object`), which gives partial volume and Gibbs ringing. The
+   static anatomy is sampled once per slice over the whole FOV; the beating heart is sampled on a
+   window around it (the difference from the static picture vanishes at the window's border, so
+   only the far tails of its ringing are wrapped into the window).
+6. **Coils and noise**: the receive array's shading Σ_c|S_c|² (unnormalised maps of
+   :func:`cmrlab.physics.coils.coil_sensitivities`, so the image is brighter near the coils) and
+   complex Gaussian noise of per-channel SD σ in each of C coils, combined by
+   root-sum-of-squares. Drawn in one step: rotating the coil vector so that the signal lies on the
+   first coil leaves white noise white, so RSS = √((A + σn₁)² + σ²χ²₂꜀₋₁) with A the noise-free
+   RSS signal (a non-central χ distribution); χ²ₖ is drawn with the Wilson–Hilferty cube
+   (accurate to about 1 % in its quantiles for k ≥ 7). σ is set by the SNR of the ED LV blood
+   pool, as in :func:`cmrlab.physics.noise.snr_to_sigma`.
+
+Labels are the region at each voxel centre (slice centre), at image resolution: 0 background,
+1 RV cavity, 2 LV myocardium, 3 LV cavity (ACDC). Volumes: :attr:`CineCase.volumes` are the
+analytic volumes of what the labels sample, by the method of disks (slice spacing × Σ areas at
+the slice centres, :func:`cmrlab.physics.cardiac.stack_volume`); :meth:`CineCase.label_volumes`
+counts voxels. They differ only by the pixelation of the boundaries: typically < 1.5 % for the
+LV and the myocardium and < 3 % for the thin RV crescent at 1.5 mm pixels, more at coarse
+matrices (see the tests).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+from cmrlab.errors import ArgumentError
+from cmrlab.phantoms.heart2d import _integer, _lens_area, _number, _rv_radius
+from cmrlab.phantoms.lge2d import TERRITORIES
+from cmrlab.physics import coils, signals, tissues
+from cmrlab.physics.cardiac import body_surface_area, lv_volume_curve
+
+__all__ = [
+    "ACDC_GROUPS",
+    "ANATOMY_NAMES",
+    "GROUP_DEFINITIONS",
+    "CineCase",
+    "GroupDefinition",
+    "cine_case",
+    "cine_cases",
+]
+
+#: The five ACDC diagnostic groups (100 training patients, 20 per group).
+ACDC_GROUPS: tuple[str, ...] = ("NOR", "MINF", "DCM", "HCM", "RV")
+
+
+@dataclass(frozen=True)
+class GroupDefinition:
+    """One ACDC group: its clinical meaning, the ACDC criterion, and the phantom's parameter ranges.
+
+    ``ranges`` maps a parameter to the (low, high) interval it is drawn from uniformly:
+    ``lv_ef`` (%), ``lv_edvi`` (LV EDV / BSA, ml/m²), ``wall`` (ED wall thickness at the base, mm),
+    ``rv_edvi`` (ml/m²), ``rv_ef`` (%), ``thinning`` (fraction of the wall lost in the infarct
+    territory), ``akinesia`` (fraction of the territory's motion lost), ``septal`` (extra septal
+    thickness, fraction).
+    """
+
+    name: str
+    meaning: str
+    criterion: str
+    ranges: Mapping[str, tuple[float, float]]
+
+
+def _groups() -> dict[str, GroupDefinition]:
+    normal = {"thinning": (0.0, 0.0), "akinesia": (0.0, 0.0), "septal": (0.0, 0.0)}
+    rows = (
+        GroupDefinition("NOR", "normal subject", "EF > 50 %, normal wall thickness and volumes",
+                        {"lv_ef": (52.0, 70.0), "lv_edvi": (60.0, 95.0), "wall": (7.0, 10.0),
+                         "rv_edvi": (60.0, 95.0), "rv_ef": (45.0, 62.0), **normal}),
+        GroupDefinition("MINF", "previous myocardial infarction",
+                        "EF < 40 %, several segments with abnormal contraction (one coronary territory)",
+                        {"lv_ef": (20.0, 38.0), "lv_edvi": (85.0, 130.0), "wall": (7.5, 10.0),
+                         "rv_edvi": (60.0, 100.0), "rv_ef": (40.0, 60.0), "thinning": (0.35, 0.55),
+                         "akinesia": (0.75, 1.0), "septal": (0.0, 0.0)}),
+        GroupDefinition("DCM", "dilated cardiomyopathy", "LV EDV > 100 ml/m² and EF < 40 %",
+                        {"lv_ef": (12.0, 38.0), "lv_edvi": (110.0, 170.0), "wall": (6.0, 9.0),
+                         "rv_edvi": (65.0, 110.0), "rv_ef": (30.0, 55.0), **normal}),
+        GroupDefinition("HCM", "hypertrophic cardiomyopathy",
+                        "LV mass > 110 g/m², segments thicker than 15 mm at ED, normal EF",
+                        {"lv_ef": (58.0, 78.0), "lv_edvi": (50.0, 80.0), "wall": (15.0, 21.0),
+                         "rv_edvi": (55.0, 90.0), "rv_ef": (50.0, 68.0), "thinning": (0.0, 0.0),
+                         "akinesia": (0.0, 0.0), "septal": (0.0, 0.35)}),
+        GroupDefinition("RV", "abnormal right ventricle (e.g. ARVC)", "RV EDV > 110 ml/m² or RV EF < 40 %",
+                        {"lv_ef": (50.0, 65.0), "lv_edvi": (60.0, 90.0), "wall": (7.0, 10.0),
+                         "rv_edvi": (115.0, 170.0), "rv_ef": (20.0, 40.0), **normal}),
+    )
+    return {g.name: GroupDefinition(g.name, g.meaning, g.criterion, MappingProxyType(dict(g.ranges)))
+            for g in rows}
+
+
+#: The definition and parameter ranges of each ACDC group (Bernard et al. 2018), by name.
+GROUP_DEFINITIONS: Mapping[str, GroupDefinition] = MappingProxyType(_groups())
+
+# Regions of the anatomy map, back to front: name, tissue (None: no signal).
+_REGIONS: tuple[tuple[str, str | None], ...] = (
+    ("air", None),
+    ("subcutaneous fat", "fat"),
+    ("chest wall", "skeletal_muscle"),
+    ("lung", "lung"),
+    ("liver", "liver"),
+    ("vertebra", "fat"),            # fatty marrow inside a dark cortex
+    ("cortical bone", None),
+    ("aorta", "blood"),
+    ("atrium and outflow", "blood"),
+    ("epicardial fat", "fat"),
+    ("RV wall", "myocardium"),
+    ("RV cavity", "blood"),
+    ("LV myocardium", "myocardium"),
+    ("LV cavity", "blood"),
+)
+_R = {name: i for i, (name, _) in enumerate(_REGIONS)}
+#: Values of :attr:`CineCase.anatomy` (the whole ED scene at the voxel centres).
+ANATOMY_NAMES: Mapping[int, str] = MappingProxyType({i: name for i, (name, _) in enumerate(_REGIONS)})
+
+_RV_WALL = 3.0          # mm
+_FAT = 3.0              # epicardial fat layer, mm
+_RING_ZONE = 8.0        # mm above the mitral plane over which the myocardial ring disappears
+_N_THETA = 720          # quadrature points over the circle
+
+
+@dataclass(frozen=True)
+class CineCase:
+    """One simulated cine study (see :func:`cine_case`). Arrays are (X, Y, Z, T), time last.
+
+    ``image`` float32 ≥ 0, the coil-combined magnitude; ``labels`` uint8 (0 background, 1 RV,
+    2 MYO, 3 LV) on every frame; ``anatomy`` uint8 (X, Y, Z): every region of the scene at ED
+    (:data:`ANATOMY_NAMES`); ``spacing`` (dx, dy, dz) mm, dz the centre-to-centre slice distance;
+    ``slice_thickness`` mm (≤ dz; the rest is the gap); ``affine`` 4×4 voxel → mm (x, y, z);
+    ``ed``, ``es`` 0-based frames; ``group``, ``height`` (cm), ``weight`` (kg);
+    ``volumes`` {"LV", "RV", "MYO"} → (T,) ml, the analytic volumes of what the labels sample;
+    ``temporal_resolution`` ms per frame; ``params`` the sampled parameters (plain Python values).
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    anatomy: np.ndarray
+    spacing: tuple[float, float, float]
+    slice_thickness: float
+    affine: np.ndarray
+    ed: int
+    es: int
+    group: str
+    height: float
+    weight: float
+    volumes: Mapping[str, np.ndarray]
+    temporal_resolution: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bsa(self) -> float:
+        """Body surface area, m² (Mosteller, thesis Eq 2.4)."""
+        return float(body_surface_area(self.height, self.weight))
+
+    def label_volumes(self) -> dict[str, np.ndarray]:
+        """Volumes measured from the labels: voxel count × voxel volume, ml per frame, by name."""
+        voxel = self.spacing[0] * self.spacing[1] * self.spacing[2] / 1000.0
+        return {name: (self.labels == value).sum(axis=(0, 1, 2)).astype(np.float64) * voxel
+                for value, name in ((1, "RV"), (2, "MYO"), (3, "LV"))}
+
+    def ejection_fraction(self, structure: str = "LV") -> float:
+        """EF (%) of the analytic volumes: 100·(V_ED − V_ES)/V_ED for ``"LV"`` or ``"RV"``."""
+        if structure not in ("LV", "RV"):
+            raise ArgumentError(f"structure must be 'LV' or 'RV', got {structure!r}")
+        v = self.volumes[structure]
+        return float(100.0 * (v[self.ed] - v[self.es]) / v[self.ed])
+
+
+# --------------------------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------------------------
+def _window(delta: np.ndarray | torch.Tensor, half: float) -> Any:
+    """Smooth angular window cos²(π/2 · δ/half) for |δ| < half, else 0 (δ in radians, wrapped)."""
+    lib = torch if isinstance(delta, torch.Tensor) else np
+    d = lib.remainder(delta + math.pi, 2 * math.pi) - math.pi
+    return lib.where(lib.abs(d) < half, lib.cos(0.5 * math.pi * d / half) ** 2, 0.0 * d)
+
+
+def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | None,
+                   matrix: int | None, spacing: float | None, slice_spacing: float | None,
+                   slice_thickness: float | None) -> dict[str, Any]:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, ACDC_GROUPS.index(group)]))
+    rg = GROUP_DEFINITIONS[group].ranges
+
+    def u(key: str) -> float:
+        lo, hi = rg[key]
+        return float(rng.uniform(lo, hi))
+
+    height = float(np.clip(rng.normal(171.0, 9.0), 150.0, 198.0))
+    bmi = float(rng.uniform(19.0, 31.0))
+    weight = round(bmi * (height / 100.0) ** 2, 1)
+    height = round(height, 1)
+    bsa = float(body_surface_area(height, weight))
+    p: dict[str, Any] = {"group": group, "seed": seed, "height": height, "weight": weight, "bsa": bsa}
+    p["lv_ef"], p["lv_edvi"], p["wall"] = u("lv_ef"), u("lv_edvi"), u("wall")
+    p["rv_ef"], p["rv_edvi"] = u("rv_ef"), u("rv_edvi")
+    p["thinning"], p["akinesia"], p["septal"] = u("thinning"), u("akinesia"), u("septal")
+    p["territory"] = str(rng.choice(sorted(TERRITORIES))) if p["thinning"] > 0 else None
+    p["edv_target"] = p["lv_edvi"] * bsa
+    p["rv_edv_target"] = p["rv_edvi"] * bsa
+    p["lv_length"] = float(np.clip(rng.uniform(68.0, 86.0) * (p["edv_target"] / 130.0) ** (1 / 3), 55.0, 125.0))
+    p["rv_offset"] = float(rng.uniform(0.55, 0.7))      # RV-disc centre distance / LV epicardial radius
+    p["heart_rate"] = float(rng.uniform(55.0, 90.0))
+    p["es_fraction"] = float(np.clip(0.42 - 0.0012 * (p["heart_rate"] - 60.0) + rng.normal(0, 0.02), 0.3, 0.45))
+    # imaging
+    p["field_strength"] = float(rng.choice([1.5, 3.0]))
+    p["flip"] = float(rng.uniform(35.0, 70.0))
+    p["TR"] = float(rng.uniform(2.6, 3.8))
+    p["snr"] = float(rng.uniform(8.0, 25.0))
+    p["n_coils"] = int(rng.integers(4, 17))
+    p["coil_radius"] = float(rng.uniform(1.5, 2.2))
+    p["coil_angle"] = float(rng.uniform(0.0, 2 * math.pi))
+    p["spacing"] = float(spacing) if spacing is not None else float(rng.uniform(1.37, 1.68))
+    fov = float(rng.uniform(300.0, 400.0))
+    if matrix is None:
+        matrix = int(2 * round(fov / p["spacing"] / 2))
+        if spacing is None:
+            matrix = int(np.clip(matrix, 160, 256))
+    elif spacing is None:
+        p["spacing"] = fov / matrix
+    p["matrix"] = int(matrix)
+    p["fov"] = p["matrix"] * p["spacing"]
+    p["slice_spacing"] = float(slice_spacing) if slice_spacing is not None else float(rng.choice(
+        [5.0, 6.5, 8.0, 10.0, 10.0, 10.0]))
+    if slice_thickness is None:
+        slice_thickness = min(p["slice_spacing"], float(rng.choice([5.0, 6.0, 7.0, 8.0])))
+    p["slice_thickness"] = float(slice_thickness)
+    heart_length = p["lv_length"] + 0.6 * p["wall"]
+    p["first_slice_z"] = float(rng.uniform(-min(6.0, 0.5 * p["slice_spacing"]), 0.3 * p["slice_spacing"]))
+    if n_slices is None:
+        n_slices = int(np.clip(math.ceil((heart_length - p["first_slice_z"]) / p["slice_spacing"]
+                                         + rng.uniform(-0.8, 0.8)), 8, 14))
+    p["n_slices"] = int(n_slices)
+    p["n_frames"] = int(n_frames) if n_frames is not None else int(rng.integers(12, 36))
+    # pose: LV centre in the body (mm; x patient's left, y anterior), rotation, long-axis tilt
+    p["lv_centre"] = (float(15.0 + rng.uniform(-15, 15)), float(5.0 + rng.uniform(-12, 12)))
+    p["rotation"] = float(rng.uniform(-25.0, 25.0))
+    p["tilt"] = (float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12)))   # mm per mm of z
+    p["rv_direction"] = float(160.0 + rng.uniform(-10.0, 10.0))
+    p["fov_centre"] = (float(rng.uniform(-0.06, 0.06) * p["fov"]), float(rng.uniform(-0.06, 0.06) * p["fov"]))
+    p["body_scale"] = float(np.clip((bmi / 24.0) ** 0.5 * (height / 171.0), 0.85, 1.25))
+    # texture of the cavity
+    p["papillary"] = (float(45.0 + rng.uniform(-20, 20)), float(255.0 + rng.uniform(-20, 20)))
+    p["papillary_radius"] = float(rng.uniform(3.5, 5.5))
+    p["trabeculation"] = float(rng.uniform(0.08, 0.22))
+    p["trabecular_harmonics"] = [(int(k), float(a), float(ph)) for k, a, ph in zip(
+        rng.integers(5, 16, 6), rng.uniform(0.4, 1.0, 6), rng.uniform(0, 2 * math.pi, 6))]
+    p["noise_seed"] = int(rng.integers(2 ** 31))
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# geometry (NumPy, per slice and frame)
+# --------------------------------------------------------------------------------------------
+def _thickness_pattern(theta: Any, p: Mapping[str, Any]) -> Any:
+    """Multiplier p(θ) of the ED wall thickness at angle θ (heart frame, radians)."""
+    pat = 1.0 + 0.0 * theta
+    if p["territory"] is not None:
+        pat = pat - p["thinning"] * _window(theta - math.radians(TERRITORIES[p["territory"]]), math.radians(60))
+    if p["septal"] > 0:
+        pat = pat + p["septal"] * _window(theta - math.radians(p["rv_direction"]), math.radians(70))
+    return pat
+
+
+def _motion_weight(theta: Any, p: Mapping[str, Any]) -> Any:
+    """1 − a·w_terr(θ): the share of normal endocardial motion kept at angle θ."""
+    if p["territory"] is None:
+        return 1.0 + 0.0 * theta
+    return 1.0 - p["akinesia"] * _window(theta - math.radians(TERRITORIES[p["territory"]]), math.radians(60))
+
+
+def _trabecular(theta: Any, p: Mapping[str, Any]) -> Any:
+    """q(θ) ∈ [0, 1]: a spiky random pattern of trabeculae along the endocardium."""
+    lib = torch if isinstance(theta, torch.Tensor) else np
+    s = 0.0 * theta
+    for k, a, ph in p["trabecular_harmonics"]:
+        s = s + a * lib.cos(k * theta + ph)
+    norm = 0.6 * sum(a for _, a, _ in p["trabecular_harmonics"])
+    return lib.clip(s / norm, 0.0, 1.0) ** 2
+
+
+def _slice_geometry(p: Mapping[str, Any], z: np.ndarray) -> dict[str, np.ndarray]:
+    """ED geometry of the LV at positions ``z`` (any shape): R (epicardial radius), area A, myo M,
+    κ, RV target area, the ring fraction and whether the blood pool is labelled LV."""
+    L, h0 = p["lv_length"], p["wall"]
+    r0 = math.sqrt(3.0 * p["edv_target"] * 1000.0 / (2.0 * math.pi * L))
+    zc = np.clip(z, 0.0, L)
+    area = np.where(z < L, math.pi * r0 ** 2 * (1.0 - (zc / L) ** 2), 0.0)
+    h = h0 * (1.0 - 0.35 * (zc / L) ** 2)
+    basal = z < 0
+    theta = np.linspace(0, 2 * math.pi, _N_THETA, endpoint=False)
+    pat = _thickness_pattern(theta, p)                                  # (Θ,)
+    th = h[..., None] * np.where(basal[..., None], 1.0, pat)                   # (..., Θ)
+    # R such that ½∮ max(R − th, 0)² dθ = A (bisection; the left side grows with R)
+    lo = np.zeros(z.shape)
+    hi = np.sqrt(area / math.pi) + th.max(-1) + 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        small = (np.clip(mid[..., None] - th, 0, None) ** 2).mean(-1) * math.pi < area
+        lo, hi = np.where(small, mid, lo), np.where(small, hi, mid)
+    R = 0.5 * (lo + hi)
+    # apical cap beyond the cavity: a disc of myocardium closing over 0.8·h(L)
+    cap_len = 0.8 * h0 * 0.65
+    cap = h0 * 0.65 * np.sqrt(np.clip(1.0 - ((z - L) / cap_len) ** 2, 0.0, None))
+    R = np.where(z < L, R, cap)
+    r_ed2 = np.clip(R[..., None] - th, 0, None) ** 2 * (z < L)[..., None]
+    motion = _motion_weight(theta, p)
+    moving = 0.5 * (r_ed2 * motion).mean(-1) * 2 * math.pi
+    kappa = np.where(moving > 0, p["lv_ef"] / 100.0 * area / np.where(moving > 0, moving, 1.0), 0.0)
+    myo = math.pi * R ** 2 - area
+    ring = np.clip(1.0 + z / _RING_ZONE, 0.0, 1.0)
+    # RV: crescent area profile, stopping at 0.8 L
+    l_rv = 0.8 * L
+    rv_shape = np.where(z < l_rv, 1.0 - (np.clip(z, 0, l_rv) / l_rv) ** 2, 0.0)
+    rv_a0 = 3.0 * p["rv_edv_target"] * 1000.0 / (2.0 * l_rv)               # (2/3)·a0·l_rv = RV EDV
+    return {"R": R, "area": area, "myo": myo, "kappa": kappa, "ring": ring, "lv_labelled": ring >= 0.5,
+            "rv_area": rv_a0 * rv_shape, "rv_d": p["rv_offset"] * R, "basal": basal}
+
+
+def _frames(p: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-slice, per-frame scalars of the whole case (NumPy), with slab ends for partial volume."""
+    S, T = p["n_slices"], p["n_frames"]
+    z_c = p["first_slice_z"] + p["slice_spacing"] * np.arange(S)
+    half = 0.5 * p["slice_thickness"]
+    z3 = np.stack([z_c, z_c - half, z_c + half], axis=0)                      # (3, S)
+    geo = _slice_geometry(p, z3)
+    lv = lv_volume_curve(T, 1.0, 1.0 - p["lv_ef"] / 100.0, p["es_fraction"])
+    g = (1.0 - lv.volumes) / (p["lv_ef"] / 100.0)                              # 0 at ED, 1 at ES
+    rv_g = g  # the RV follows the same timing
+    area_t = geo["area"][..., None] * (1.0 - p["lv_ef"] / 100.0 * g)           # (3, S, T)
+    r_epi = np.sqrt((area_t + geo["myo"][..., None]) / math.pi)
+    r_mean = np.sqrt(area_t / math.pi)
+    # RV crescent: target area, capped so that the RV never wraps around the LV
+    d = geo["rv_d"][..., None] * np.ones_like(r_epi)
+    r_max = d + r_epi - _RV_WALL - 2.0
+    cap = np.pi * r_max ** 2 - _lens_area(r_max, r_epi, d)
+    rv_target = np.minimum(geo["rv_area"][..., None] * (1.0 - p["rv_ef"] / 100.0 * rv_g), 0.9 * cap)
+    rv_on = rv_target > 1.0
+    rv_R = np.where(rv_on, _rv_radius(np.where(rv_on, rv_target, 1.0), r_epi, d), -50.0)
+    rv_target = np.where(rv_on, rv_target, 0.0)
+
+    def ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(δ_lo, δ_hi): how far the boundary moves inwards/outwards across the slab."""
+        return np.minimum(x.min(0) - x[0], 0.0), np.maximum(x.max(0) - x[0], 0.0)
+
+    out = {
+        "z": z_c, "g": g, "ed": lv.ed_frame, "es": lv.es_frame,
+        "R_ed": geo["R"][0], "kappa": geo["kappa"][0], "basal": geo["basal"][0], "ring": geo["ring"][0],
+        "lv_labelled": geo["lv_labelled"][0], "rv_d": geo["rv_d"][0],
+        "r_epi": r_epi[0], "r_mean": r_mean[0], "rv_R": rv_R[0], "has_cavity": geo["area"][0] > 0,
+        "areas": {"LV": np.where(geo["lv_labelled"][0][:, None], area_t[0], 0.0),
+                  "MYO": np.broadcast_to((geo["myo"][0] * geo["ring"][0])[:, None], (S, T)).copy(),
+                  "RV": rv_target[0]},
+    }
+    out["endo_lo"], out["endo_hi"] = ends(r_mean)
+    out["epi_lo"], out["epi_hi"] = ends(r_epi)
+    out["rv_lo"], out["rv_hi"] = ends(np.where(rv_R > 0, rv_R, 0.0))
+    # the wall of a slab without cavity at its centre but with one at an end: shown by endo_hi
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# drawing (torch)
+# --------------------------------------------------------------------------------------------
+def _static_regions(x: torch.Tensor, y: torch.Tensor, p: Mapping[str, Any], z: float,
+                    heart: tuple[float, float], r_heart: float) -> torch.Tensor:
+    """Region index (``_REGIONS``) of the parts that do not beat, at body-frame points (x, y)."""
+    s = p["body_scale"]
+
+    def ellipse(cx: float, cy: float, a: float, b: float, ang: float = 0.0) -> torch.Tensor:
+        c, sn = math.cos(ang), math.sin(ang)
+        u, v = x - cx, y - cy
+        return ((u * c + v * sn) / a) ** 2 + ((-u * sn + v * c) / b) ** 2 <= 1.0
+
+    reg = torch.zeros(x.shape, dtype=torch.uint8, device=x.device)
+    reg[ellipse(0.0, -10.0, 150.0 * s, 105.0 * s)] = _R["subcutaneous fat"]
+    reg[ellipse(0.0, -10.0, 150.0 * s - 8.0, 105.0 * s - 8.0)] = _R["chest wall"]
+    thorax = ellipse(0.0, -8.0, 150.0 * s - 22.0, 105.0 * s - 21.0)
+    reg[thorax] = _R["lung"]
+    frac = float(np.clip(z / max(p["lv_length"], 1.0), 0.0, 1.2))             # liver grows towards the apex
+    grow = 0.55 + 0.6 * frac
+    reg[thorax & ellipse(-55.0 + 25.0 * frac, -62.0 + 18.0 * frac, 78.0 * grow, 40.0 * grow,
+                         math.radians(15.0))] = _R["liver"]
+    spine_y = -10.0 - (105.0 * s - 21.0) + 4.0
+    reg[ellipse(0.0, spine_y, 17.0, 15.0)] = _R["cortical bone"]
+    reg[ellipse(0.0, spine_y, 14.5, 12.5)] = _R["vertebra"]
+    reg[(x - 22.0) ** 2 + (y - (spine_y + 26.0)) ** 2 <= 11.0 ** 2] = _R["aorta"]
+    # basal slices: the left atrium behind the LV and the aortic root beside the septum
+    if z < 12.0:
+        rot = math.radians(p["rotation"])
+        for ang, dist, rad in ((-100.0, 1.05, 0.8), (125.0, 1.0, 0.45)):
+            a = rot + math.radians(ang)
+            cx, cy = heart[0] + dist * r_heart * math.cos(a), heart[1] + dist * r_heart * math.sin(a)
+            reg[(x - cx) ** 2 + (y - cy) ** 2 <= (rad * r_heart * (1.0 - max(z, 0.0) / 14.0)) ** 2] = \
+                _R["atrium and outflow"]
+    return reg
+
+
+def _grid(n: int, step: float, origin: float, start: int = 0, count: int | None = None) -> torch.Tensor:
+    """Positions origin + (i − n//2)·step of pixels i = start … start+count−1 (kspace convention)."""
+    count = n if count is None else count
+    return (origin + (torch.arange(start, start + count, dtype=torch.float64) - n // 2) * step).to(torch.float32)
+
+
+def _heart_frame(x: torch.Tensor, y: torch.Tensor, centre: tuple[float, float], rot: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates (u, v) in the heart frame: centred on the LV, turned back by ``rot`` radians."""
+    dx, dy = x - centre[0], y - centre[1]
+    c, s = math.cos(rot), math.sin(rot)
+    return dx * c + dy * s, -dx * s + dy * c
+
+
+class _Slice:
+    """Per-pixel maps of one slice (heart frame) on a grid, shared by all frames."""
+
+    def __init__(self, u: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any], fr: Mapping[str, Any],
+                 s: int) -> None:
+        self.rho = torch.sqrt(u * u + v * v)
+        theta = torch.atan2(v, u)
+        basal = bool(fr["basal"][s])
+        pat = torch.ones_like(theta) if basal else _thickness_pattern(theta, p)
+        zc = float(np.clip(fr["z"][s], 0.0, p["lv_length"]))
+        h = p["wall"] * (1.0 - 0.35 * (zc / p["lv_length"]) ** 2)
+        r_ed2 = (fr["R_ed"][s] - h * pat).clamp(min=0.0) ** 2 * float(fr["has_cavity"][s])
+        self.A = r_ed2
+        self.B = r_ed2 * (float(fr["kappa"][s]) * _motion_weight(theta, p))
+        depth = 0.0 if basal else p["trabeculation"] * (0.6 + 0.6 * zc / p["lv_length"])
+        self.trab = 1.0 - depth * _trabecular(theta, p)
+        a = math.radians(p["rv_direction"])
+        d = float(fr["rv_d"][s])
+        self.rho_rv = torch.sqrt((u - d * math.cos(a)) ** 2 + (v - d * math.sin(a)) ** 2)
+        ring = float(fr["ring"][s])
+        if ring < 1.0:   # the ring is kept around the lateral wall (θ = 0)
+            self.arc = (_window_abs(theta) <= ring * math.pi).to(u.dtype)
+        else:
+            self.arc = None
+        self.u, self.v = u, v
+
+
+def _window_abs(theta: torch.Tensor) -> torch.Tensor:
+    return torch.abs(torch.remainder(theta + math.pi, 2 * math.pi) - math.pi)
+
+
+def _col(a: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float32))[:, None, None]
+
+
+def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping[str, Any], s: int,
+                sig: Mapping[str, float], step: float) -> torch.Tensor:
+    """Signal of the beating heart painted over ``base`` (H, W) for every frame: (T, H, W).
+
+    Every boundary is a ramp between its innermost and outermost radius across the slab
+    (through-slice partial volume), at least one grid step wide (in-plane partial volume).
+    """
+    g = _col(fr["g"])
+
+    def occ(rho: torch.Tensor, r: Any, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
+        """clamp((r + δ_hi + step/2 − ρ)/(δ_hi − δ_lo + step), 0, 1): the covered fraction."""
+        inv_w = 1.0 / (hi[s] - lo[s] + step)
+        if isinstance(r, torch.Tensor) and r.shape[-1] > 1:     # a per-pixel radius
+            return ((r + _col(hi[s] + 0.5 * step) - rho) * _col(inv_w)).clamp_(0.0, 1.0)
+        c = _col((np.asarray(r) + hi[s] + 0.5 * step) * inv_w)
+        return torch.addcmul(c, rho, _col(-inv_w)).clamp_(0.0, 1.0)
+
+    r_epi = fr["r_epi"][s]
+    rv_r = fr["rv_R"][s]
+    v = base.expand(g.shape[0], *base.shape).clone()
+    fat = torch.maximum(occ(m.rho, r_epi + _FAT, fr["epi_lo"], fr["epi_hi"]),
+                        occ(m.rho_rv, rv_r + (_RV_WALL + _FAT), fr["rv_lo"], fr["rv_hi"]))
+    v.lerp_(torch.tensor(sig["fat"]), fat)
+    v.lerp_(torch.tensor(sig["myocardium"]), occ(m.rho_rv, rv_r + _RV_WALL, fr["rv_lo"], fr["rv_hi"]))
+    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho_rv, rv_r, fr["rv_lo"], fr["rv_hi"]))
+    wall = occ(m.rho, r_epi, fr["epi_lo"], fr["epi_hi"])
+    if m.arc is None:
+        v.lerp_(torch.tensor(sig["myocardium"]), wall)
+    else:   # above the mitral plane: the ring is partial, the rest is atrioventricular-groove fat
+        v.lerp_(torch.tensor(sig["myocardium"]), wall * m.arc)
+        v.lerp_(torch.tensor(sig["fat"]), wall * (1.0 - m.arc))
+    r_endo = (m.A - m.B * g).clamp_(min=0.0).sqrt_() * m.trab
+    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho, r_endo, fr["endo_lo"], fr["endo_hi"]))
+    z = float(fr["z"][s])
+    if 0.2 * p["lv_length"] <= z <= 0.75 * p["lv_length"]:
+        rm = fr["r_mean"][s]
+        rp = p["papillary_radius"] * np.sqrt(np.maximum(rm[0], 1e-3) / np.maximum(rm, 1e-3)) ** 0.5
+        for ang in p["papillary"]:
+            a = math.radians(ang)
+            cu, cv = _col(0.62 * rm * math.cos(a)), _col(0.62 * rm * math.sin(a))
+            dist = torch.sqrt((m.u - cu) ** 2 + (m.v - cv) ** 2)
+            v.lerp_(torch.tensor(sig["myocardium"]), ((_col(rp) + 0.5 * step - dist) / step).clamp_(0.0, 1.0))
+    return v
+
+
+def _labels(m: _Slice, fr: Mapping[str, Any], s: int) -> torch.Tensor:
+    """ACDC labels at the grid points for every frame: (T, H, W) uint8 (region at the slice centre)."""
+    g = _col(fr["g"])
+    r_epi = _col(fr["r_epi"][s])
+    inside_epi = m.rho <= r_epi
+    lab = torch.zeros(inside_epi.shape, dtype=torch.uint8)
+    lab[(m.rho_rv <= _col(fr["rv_R"][s])) & ~inside_epi] = 1
+    myo = inside_epi if m.arc is None else inside_epi & (m.arc > 0)
+    lab[myo] = 2
+    if fr["lv_labelled"][s]:
+        lab[m.rho * m.rho <= m.A - m.B * g] = 3
+    return lab
+
+
+def _bandlimit(fine: torch.Tensor, n: int) -> torch.Tensor:
+    """k-space sampling of a real fine grid (..., P, P) at n × n (P a multiple of n, n even).
+
+    The grid's DFT is truncated to the n × n lowest spatial frequencies |k| < n/(2·FOV) — what a
+    scanner measures at that matrix — and transformed back, scaled by n/P so that intensities keep
+    their units. This is :func:`cmrlab.physics.kspace.sample_object` for a grid object (the test
+    checks it); done with real FFTs (the object is real), so the image is the real part of the
+    scanner's (the Nyquist column's imaginary part, a few per mille of an edge, is dropped).
+    Returns a real (..., n, n) image whose pixel i sits where fine pixel i·P/n does.
+    """
+    P = fine.shape[-1]
+    k = torch.fft.rfft2(fine)
+    h = n // 2
+    crop = torch.cat([k[..., :h, :h + 1], k[..., P - h:, :h + 1]], dim=-2)
+    return torch.fft.irfft2(crop, s=(n, n)) * ((n / P) ** 2)
+
+
+# --------------------------------------------------------------------------------------------
+# the phantom
+# --------------------------------------------------------------------------------------------
+def _check(group: Any, seed: Any, n_slices: Any, n_frames: Any, matrix: Any, spacing: Any,
+           slice_spacing: Any, slice_thickness: Any, oversample: Any) -> tuple:
+    if not isinstance(group, str) or group.strip().upper() not in ACDC_GROUPS:
+        raise ArgumentError(f"group must be one of {', '.join(ACDC_GROUPS)}, got {group!r}")
+    seed = _integer(seed, "seed", 0)
+    n_slices = None if n_slices is None else _integer(n_slices, "n_slices", 2)
+    if n_slices is not None and n_slices > 40:
+        raise ArgumentError(f"n_slices must be at most 40, got {n_slices}")
+    n_frames = None if n_frames is None else _integer(n_frames, "n_frames", 4)
+    if n_frames is not None and n_frames > 60:
+        raise ArgumentError(f"n_frames must be at most 60, got {n_frames}")
+    matrix = None if matrix is None else _integer(matrix, "matrix", 32)
+    if matrix is not None and (matrix > 512 or matrix % 2):
+        raise ArgumentError(f"matrix must be an even integer from 32 to 512, got {matrix}")
+    spacing = None if spacing is None else _number(spacing, "spacing", high=10.0)
+    slice_spacing = None if slice_spacing is None else _number(slice_spacing, "slice_spacing", high=20.0)
+    if slice_thickness is not None:
+        slice_thickness = _number(slice_thickness, "slice_thickness", high=20.0)
+        if slice_spacing is not None and slice_thickness > slice_spacing:
+            raise ArgumentError(f"slice_thickness ({slice_thickness:g} mm) must not exceed slice_spacing "
+                                f"({slice_spacing:g} mm): slices would overlap")
+    oversample = _integer(oversample, "oversample", 1)
+    return group.strip().upper(), seed, n_slices, n_frames, matrix, spacing, slice_spacing, slice_thickness, oversample
+
+
+def _setup(p: dict[str, Any]) -> dict[str, Any]:
+    """Frames geometry, window and signals shared by the image and the label paths."""
+    fr = _frames(p)
+    if p["slice_thickness"] > p["slice_spacing"] + 1e-9:
+        raise ArgumentError(f"slice_thickness ({p['slice_thickness']:g} mm) must not exceed slice_spacing "
+                            f"({p['slice_spacing']:g} mm)")
+    N, dx = p["matrix"], p["spacing"]
+    # heart window (low-res pixels, even): holds the LV, RV and fat at every frame
+    reach = max(float(np.max(fr["r_epi"])) + _FAT,
+                float(np.max(fr["rv_d"][:, None] + fr["rv_R"] + fr["rv_hi"])) + _RV_WALL + _FAT) + 8.0
+    pw = min(N, 2 * int(math.ceil(reach / dx)))
+    centres = [(p["lv_centre"][0] + p["tilt"][0] * z, p["lv_centre"][1] + p["tilt"][1] * z) for z in fr["z"]]
+    starts = []
+    for cx, cy in centres:
+        ix = int(round((cx - p["fov_centre"][0]) / dx)) + N // 2 - pw // 2
+        iy = int(round((cy - p["fov_centre"][1]) / dx)) + N // 2 - pw // 2
+        starts.append((min(max(ix, 0), N - pw), min(max(iy, 0), N - pw)))
+    sig = {}
+    for _, tname in _REGIONS:
+        if tname is not None and tname not in sig:
+            t = tissues.get_tissue(tname, p["field_strength"])
+            sig[tname] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, p["TR"], p["flip"]))
+    return {"fr": fr, "pw": pw, "centres": centres, "starts": starts, "signal": sig}
+
+
+def _label_volume(p: Mapping[str, Any], st: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (S, T, N, N) as (z, t, y, x) and the ED anatomy map (S, N, N)."""
+    fr, N, dx, pw = st["fr"], p["matrix"], p["spacing"], st["pw"]
+    S, T = p["n_slices"], p["n_frames"]
+    labels = torch.zeros((S, T, N, N), dtype=torch.uint8)
+    anatomy = torch.zeros((S, N, N), dtype=torch.uint8)
+    rot = math.radians(p["rotation"])
+    gy, gx = _grid(N, dx, p["fov_centre"][1]), _grid(N, dx, p["fov_centre"][0])
+    Y, X = torch.meshgrid(gy, gx, indexing="ij")
+    for s in range(S):
+        ix, iy = st["starts"][s]
+        win = (slice(iy, iy + pw), slice(ix, ix + pw))
+        u, v = _heart_frame(X[win], Y[win], st["centres"][s], rot)
+        m = _Slice(u, v, p, fr, s)
+        labels[s, :, win[0], win[1]] = _labels(m, fr, s)
+        anatomy[s] = _static_regions(X, Y, p, float(fr["z"][s]), st["centres"][s], float(fr["R_ed"][s]))
+        anatomy[s][win] = _anatomy_heart(m, fr, s, anatomy[s][win])
+    return labels.numpy(), anatomy.numpy()
+
+
+def _anatomy_heart(m: _Slice, fr: Mapping[str, Any], s: int, base: torch.Tensor) -> torch.Tensor:
+    """The heart's regions at ED painted over the static ``base`` (hard edges, slice centre)."""
+    e = fr["ed"]
+    reg = base.clone()
+    r_epi, rv_r = float(fr["r_epi"][s, e]), float(fr["rv_R"][s, e])
+    reg[(m.rho <= r_epi + _FAT) | (m.rho_rv <= rv_r + _RV_WALL + _FAT)] = _R["epicardial fat"]
+    reg[m.rho_rv <= rv_r + _RV_WALL] = _R["RV wall"]
+    reg[m.rho_rv <= rv_r] = _R["RV cavity"]
+    wall = m.rho <= r_epi
+    reg[wall if m.arc is None else wall & (m.arc > 0)] = _R["LV myocardium"]
+    if m.arc is not None:
+        reg[wall & (m.arc == 0)] = _R["epicardial fat"]
+    inside = m.rho * m.rho <= m.A - m.B * float(fr["g"][e])
+    reg[inside] = _R["LV cavity"] if fr["lv_labelled"][s] else _R["atrium and outflow"]
+    return reg
+
+
+def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """The magnitude images (S, T, N, N) through k-space, coils and noise, and the noise SD σ."""
+    fr, N, dx, pw, over = st["fr"], p["matrix"], p["spacing"], st["pw"], p["oversample"]
+    S, T = p["n_slices"], p["n_frames"]
+    sig = st["signal"]
+    table = torch.tensor([0.0 if t is None else sig[t] for _, t in _REGIONS], dtype=torch.float32)
+    nf, step = N * over, dx / over
+    rot = math.radians(p["rotation"])
+    gy, gx = _grid(nf, step, p["fov_centre"][1]), _grid(nf, step, p["fov_centre"][0])
+    Y, X = torch.meshgrid(gy, gx, indexing="ij")
+    clean = torch.empty((S, T, N, N), dtype=torch.float32)
+    for s in range(S):
+        ix, iy = st["starts"][s]
+        static = table[_static_regions(X, Y, p, float(fr["z"][s]), st["centres"][s], float(fr["R_ed"][s])).long()]
+        low = _bandlimit(static, N)                                                   # (N, N)
+        win = (slice(iy * over, (iy + pw) * over), slice(ix * over, (ix + pw) * over))
+        u, v = _heart_frame(X[win], Y[win], st["centres"][s], rot)
+        m = _Slice(u, v, p, fr, s)
+        base = static[win]
+        heart = _draw_heart(m, base, p, fr, s, sig, step) - base                       # (T, P, P)
+        clean[s] = low
+        clean[s, :, iy:iy + pw, ix:ix + pw] += _bandlimit(heart, pw)
+    clean.abs_()
+    # coil shading (raw Biot-Savart profile, maximum 1) and noise of C coils combined by RSS
+    maps = coils.coil_sensitivities((N, N), p["n_coils"], coil_radius=p["coil_radius"],
+                                    start_angle=p["coil_angle"], normalize=False)
+    shade = maps.abs().square().sum(0).sqrt()
+    clean *= shade
+    mid = min(max(int(np.argmax(fr["areas"]["LV"][:, fr["ed"]])), 0), S - 1)
+    blood = torch.from_numpy(labels[mid, fr["ed"]] == 3)
+    if not bool(blood.any()):
+        blood = torch.ones((N, N), dtype=torch.bool)
+    sigma = float(clean[mid, fr["ed"]][blood].mean()) / p["snr"]
+    gen = torch.Generator().manual_seed(p["noise_seed"])
+    n1 = torch.randn(clean.shape, generator=gen)
+    zq = torch.randn(clean.shape, generator=gen)
+    k = 2 * p["n_coils"] - 1                       # χ² degrees of freedom of the other channels
+    c = 2.0 / (9.0 * k)
+    chi2 = (zq.mul_(math.sqrt(c)).add_(1.0 - c)).clamp_(min=0.0).pow_(3).mul_(k)   # Wilson-Hilferty
+    image = clean.add_(n1, alpha=sigma).square_().add_(chi2, alpha=sigma ** 2).sqrt_()
+    return image.numpy(), sigma
+
+
+def cine_case(
+    group: str = "NOR",
+    *,
+    seed: int = 0,
+    n_slices: int | None = None,
+    n_frames: int | None = None,
+    matrix: int | None = None,
+    spacing: float | None = None,
+    slice_spacing: float | None = None,
+    slice_thickness: float | None = None,
+    oversample: int = 2,
+) -> CineCase:
+    """Simulate one ACDC-like cine study of a patient of ``group`` (see the module notes).
+
+    Parameters
+    ----------
+    group
+        One of :data:`ACDC_GROUPS`: ``"NOR"``, ``"MINF"``, ``"DCM"``, ``"HCM"``, ``"RV"``.
+    seed
+        Everything random (patient, anatomy, pose, contrast, coils, noise) follows from it and the
+        group; the same arguments give identical arrays.
+    n_slices, n_frames
+        Short-axis slices (base first) and frames over one R–R interval (ED = frame 0). ``None``:
+        drawn per case, 8–14 slices covering the ventricle and 12–35 frames.
+    matrix, spacing
+        In-plane matrix (square, even) and pixel size (mm). ``None``: drawn per case, 1.37–1.68 mm
+        pixels (as in ACDC) over a 300–400 mm FOV (matrix 178–256). Give a small ``matrix`` alone
+        for fast use: the FOV is still 300–400 mm, with coarser pixels.
+    slice_spacing, slice_thickness
+        Centre-to-centre slice distance and slice thickness (mm, thickness ≤ spacing; the difference
+        is the gap). ``None``: spacing drawn from 5–10 mm (10 mm most often), thickness 5–8 mm.
+    oversample
+        The object is drawn on a grid this many times finer than the image before k-space sampling.
+
+    Returns
+    -------
+    CineCase
+        Images, labels on every frame, the ED anatomy map, geometry and the analytic volumes.
+    """
+    (group, seed, n_slices, n_frames, matrix, spacing, slice_spacing, slice_thickness,
+     oversample) = _check(group, seed, n_slices, n_frames, matrix, spacing, slice_spacing,
+                          slice_thickness, oversample)
+    p = _sample_params(group, seed, n_slices, n_frames, matrix, spacing, slice_spacing, slice_thickness)
+    p["oversample"] = oversample
+    st = _setup(p)
+    labels, anatomy = _label_volume(p, st)
+    image, sigma = _image_volume(p, st, labels)
+    return _assemble(p, st, image, labels, anatomy, sigma)
+
+
+def _assemble(p: dict[str, Any], st: Mapping[str, Any], image: np.ndarray | None, labels: np.ndarray,
+              anatomy: np.ndarray, sigma: float) -> CineCase:
+    fr = st["fr"]
+    dx, dz, N = p["spacing"], p["slice_spacing"], p["matrix"]
+    # (z, t, y, x) → (x, y, z, t)
+    lab = np.ascontiguousarray(labels.transpose(3, 2, 0, 1))
+    img = (np.ascontiguousarray(image.transpose(3, 2, 0, 1)) if image is not None
+           else np.zeros(lab.shape, dtype=np.float32))
+    affine = np.diag([dx, dx, dz, 1.0])
+    affine[:3, 3] = [p["fov_centre"][0] - (N // 2) * dx, p["fov_centre"][1] - (N // 2) * dx, float(fr["z"][0])]
+    vols = {k: np.asarray(v.sum(0) * dz / 1000.0, dtype=np.float64) for k, v in fr["areas"].items()}
+    params = dict(p)
+    params["sigma"] = sigma
+    params["signal"] = dict(st["signal"])
+    params["slice_z"] = [float(z) for z in fr["z"]]
+    return CineCase(
+        image=img, labels=lab, anatomy=np.ascontiguousarray(anatomy.transpose(2, 1, 0)),
+        spacing=(dx, dx, dz), slice_thickness=p["slice_thickness"], affine=affine,
+        ed=int(fr["ed"]), es=int(fr["es"]), group=p["group"], height=p["height"], weight=p["weight"],
+        volumes=MappingProxyType({k: vols[k] for k in ("LV", "RV", "MYO")}),
+        temporal_resolution=60000.0 / p["heart_rate"] / p["n_frames"], params=MappingProxyType(params),
+    )
+
+
+def cine_cases(n: int, *, seed: int = 0, groups: Sequence[str] | None = None, **kwargs: Any) -> Iterator[CineCase]:
+    """``n`` cases, one at a time (memory independent of ``n``), cycling ``groups`` evenly.
+
+    Case ``i`` is ``cine_case(groups[i % len(groups)], seed=s_i, **kwargs)`` with ``s_i`` derived
+    from ``(seed, i)``, so a case does not depend on how many are generated. ``groups`` defaults
+    to :data:`ACDC_GROUPS`.
+    """
+    n = _integer(n, "n", 0)
+    seed = _integer(seed, "seed", 0)
+    if groups is None:
+        groups = ACDC_GROUPS
+    if isinstance(groups, str) or not isinstance(groups, Sequence) or len(groups) == 0:
+        raise ArgumentError(f"groups must be a non-empty sequence of group names, got {groups!r}")
+    for g in groups:
+        if not isinstance(g, str) or g.strip().upper() not in ACDC_GROUPS:
+            raise ArgumentError(f"groups must hold names from {', '.join(ACDC_GROUPS)}, got {g!r}")
+    groups = tuple(groups)
+
+    def gen() -> Iterator[CineCase]:
+        for i in range(n):
+            case_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0] >> 1)
+            yield cine_case(groups[i % len(groups)], seed=case_seed, **kwargs)
+
+    return gen()

@@ -1,0 +1,473 @@
+"""Experiment configs: one YAML file per thesis experiment, with a ``fast`` and a ``full`` profile.
+
+::
+
+    from cmrlab.train.experiment import load_experiment, list_experiments
+    list_experiments()                          # ['cardiac-ch5-pspunet', 'cardiac-ch5-unet3d']
+    exp = load_experiment("cardiac-ch5-pspunet", profile="full", overrides={"optimizer.lr": 1e-4})
+    model, loss = exp.build_model(), exp.build_loss()
+    optimizer = exp.build_optimizer(model.parameters())
+
+A file (``cmrlab/train/configs/<name>.yaml``) holds the experiment at the thesis's settings, and
+``profiles.fast`` / ``profiles.full`` list what each profile changes (deep-merged over the rest;
+``full`` is usually empty, as the top level *is* the thesis). ``overrides`` are applied last,
+either nested (``{"optimizer": {"lr": 1e-4}}``) or dotted (``{"optimizer.lr": 1e-4}``).
+
+The schema is the dataclasses below (:class:`Experiment` and its parts). Loading is strict, so a
+typo cannot silently fall back to a default: an unknown key anywhere, a missing key, a value of
+the wrong type, a model name that is not in :data:`cmrlab.nn.registry.MODELS`, a keyword its
+builder (or the loss, or the optimizer) does not take: each is a
+:class:`~cmrlab.errors.ConfigError` that names the key with its path, the file, the valid keys
+and, where one is close, a "did you mean".
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import inspect
+import math
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+import yaml
+from torch import nn
+
+from cmrlab.config import get_profile
+from cmrlab.data.datasets import DATASETS
+from cmrlab.errors import ConfigError, FileFormatError
+from cmrlab.nn import losses as _losses
+from cmrlab.nn.registry import MODELS, build_model
+
+__all__ = [
+    "AugmentationConfig",
+    "CONFIG_DIR",
+    "DatasetConfig",
+    "EVALUATION_METRICS",
+    "EvaluationConfig",
+    "Experiment",
+    "FRAMES",
+    "LOSSES",
+    "LossConfig",
+    "ModelConfig",
+    "OPTIMIZERS",
+    "OptimizerConfig",
+    "PreprocessingConfig",
+    "SourceConfig",
+    "SplitConfig",
+    "list_experiments",
+    "load_experiment",
+]
+
+#: Folder of the shipped experiment files.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: Loss names a config may use, with the :mod:`cmrlab.nn.losses` module each builds.
+LOSSES: dict[str, type[nn.Module]] = {
+    "cross_entropy": _losses.CrossEntropyLoss,
+    "dice": _losses.DiceLoss,
+    "dice_ce": _losses.DiceCELoss,
+    "focal": _losses.FocalLoss,
+    "frame_weighted_cross_entropy": _losses.FrameWeightedCrossEntropyLoss,
+    "generalized_dice": _losses.GeneralizedDiceLoss,
+    "tversky": _losses.TverskyLoss,
+    "volume_regression": _losses.VolumeRegressionLoss,
+    "weighted_dice": _losses.WeightedDiceLoss,
+}
+
+#: Optimizer names a config may use (``torch.optim`` classes).
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+#: Cine frames a dataset or an evaluation may name.
+FRAMES = ("ED", "ES")
+
+#: Metric names an evaluation may list (functions of :mod:`cmrlab.nn.metrics`).
+EVALUATION_METRICS = ("dice_per_class", "mean_dice", "global_dice", "relative_volume_error",
+                      "hd95", "average_surface_distance")
+
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the experiment comes from: ``thesis`` ("cardiac" or "brain") and ``section``."""
+
+    thesis: str
+    section: str
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Case split: fractions summing to 1 (numbers with a decimal point) or case counts (all integers)."""
+
+    train: float
+    validation: float
+    test: float
+    stratify: bool = True
+
+    def counts(self, n_cases: int) -> tuple[int, int, int]:
+        """(train, validation, test) case counts for ``n_cases``: the counts themselves, or the
+        fractions rounded (validation and test rounded, train the rest)."""
+        if all(isinstance(v, int) for v in (self.train, self.validation, self.test)):
+            return self.train, self.validation, self.test
+        validation, test = round(self.validation * n_cases), round(self.test * n_cases)
+        return n_cases - validation - test, validation, test
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """In-plane ``spacing`` (mm) and ``size`` (pixels) after resampling and crop/pad,
+    ``normalisation`` ("minmax" or "none"), slice windows of ``window`` slices every ``stride``."""
+
+    spacing: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    size: list[int] = field(default_factory=lambda: [176, 176])
+    normalisation: str = "minmax"
+    window: int = 3
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """The data: dataset ``name`` (a key of :data:`cmrlab.data.datasets.DATASETS`), ``frames`` trained on, ``split``, ``preprocessing``;
+    ``n_cases`` limits the number of cases (None: all; the fast profile uses few synthetic ones)."""
+
+    name: str
+    frames: list[str]
+    split: SplitConfig
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    n_cases: Union[int, None] = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model of :data:`cmrlab.nn.registry.MODELS` by ``name``, with builder ``kwargs``."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """A loss of :data:`LOSSES` by ``name``, with its ``kwargs``."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """An optimizer of :data:`OPTIMIZERS` by ``name``, learning rate ``lr`` and other ``kwargs``."""
+
+    name: str
+    lr: float
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Random in-plane transforms (:class:`cmrlab.data.patches.PairedAugment`): ``rotation`` and
+    ``shear`` in degrees, ``zoom`` (factor 1 ± zoom); ``extra`` windows made offline, each source
+    window used at most ``max_uses`` times (thesis: 6295 extra, 4)."""
+
+    enabled: bool = True
+    rotation: float = 30.0
+    zoom: float = 0.1
+    shear: float = 20.0
+    extra: int = 0
+    max_uses: int = 4
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What the test set is scored on: ``frames`` and ``metrics`` (:data:`EVALUATION_METRICS`)."""
+
+    frames: list[str]
+    metrics: list[str]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment at one profile, as loaded by :func:`load_experiment`.
+
+    ``profile`` and ``path`` (the file it came from) are filled in by the loader.
+    """
+
+    name: str
+    source: SourceConfig
+    dataset: DatasetConfig
+    model: ModelConfig
+    loss: LossConfig
+    optimizer: OptimizerConfig
+    batch_size: int
+    epochs: int
+    augmentation: AugmentationConfig
+    evaluation: EvaluationConfig
+    description: str = ""
+    profile: str = "fast"
+    path: str = ""
+
+    def build_model(self) -> nn.Module:
+        """The model, built from the registry with the config's keyword arguments."""
+        return build_model(self.model.name, **self.model.kwargs)
+
+    def build_loss(self) -> nn.Module:
+        """The loss module with the config's keyword arguments."""
+        return LOSSES[self.loss.name](**self.loss.kwargs)
+
+    def build_optimizer(self, params: Iterable[torch.Tensor] | Iterable[dict]) -> torch.optim.Optimizer:
+        """The optimizer over ``params`` with the config's learning rate and keyword arguments."""
+        return OPTIMIZERS[self.optimizer.name](params, lr=self.optimizer.lr, **self.optimizer.kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for logs, checkpoints and ``yaml.safe_dump``)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and checking
+# --------------------------------------------------------------------------------------------
+def _did_you_mean(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Checker:
+    """Builds the dataclasses from plain data, naming the file and the key path in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}")
+
+    def unknown(self, path: str, key: str, valid: Iterable[str]) -> ConfigError:
+        valid = list(valid)
+        where = f"{path}.{key}" if path else str(key)
+        return ConfigError(f"{self.source}: unknown key {where!r}; valid keys"
+                           f"{' under ' + repr(path) if path else ''}: {', '.join(valid)}"
+                           f"{_did_you_mean(key, valid)}")
+
+    def build(self, cls: type, data: object, path: str) -> Any:
+        if not isinstance(data, Mapping):
+            raise self.fail(path, f"must be a mapping of keys {', '.join(f.name for f in dataclasses.fields(cls))}, "
+                                  f"got {type(data).__name__} {data!r}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("profile", "path")}
+        for key in data:
+            if key not in fields:
+                raise self.unknown(path, key, fields)
+        values = {}
+        for name, f in fields.items():
+            sub = f"{path}.{name}" if path else name
+            if name not in data:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise self.fail(sub, "missing (required)")
+                continue
+            values[name] = self.value(hints[name], data[name], sub)
+        return cls(**values)
+
+    def value(self, tp: Any, value: object, path: str) -> Any:
+        origin = typing.get_origin(tp)
+        if origin in (Union, types.UnionType):
+            args = typing.get_args(tp)
+            if value is None and type(None) in args:
+                return None
+            (inner,) = [a for a in args if a is not type(None)]
+            return self.value(inner, value, path)
+        if dataclasses.is_dataclass(tp):
+            return self.build(tp, value, path)
+        if origin is list:
+            (item,) = typing.get_args(tp)
+            if not isinstance(value, list):
+                raise self.fail(path, f"must be a list, got {type(value).__name__} {value!r}")
+            return [self.value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if origin is dict:
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise self.fail(path, f"must be a mapping with text keys, got {type(value).__name__} {value!r}")
+            return copy.deepcopy(dict(value))
+        if tp is bool:
+            if not isinstance(value, bool):
+                raise self.fail(path, f"must be true or false, got {value!r}")
+            return value
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.fail(path, f"must be an integer, got {type(value).__name__} {value!r}")
+            return value
+        if tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise self.fail(path, f"must be a number, got {type(value).__name__} {value!r}")
+            return float(value) if not isinstance(value, int) else value
+        if tp is str:
+            if not isinstance(value, str):
+                raise self.fail(path, f"must be text, got {type(value).__name__} {value!r}")
+            return value
+        raise TypeError(f"unsupported schema type {tp!r} at {path}")  # a bug in the schema, not the file
+
+
+def _check_choice(check: _Checker, path: str, value: str, valid: Iterable[str]) -> None:
+    valid = list(valid)
+    if value not in valid:
+        raise check.fail(path, f"{value!r} is not one of {', '.join(valid)}{_did_you_mean(value, valid)}")
+
+
+def _check_kwargs(check: _Checker, path: str, target: Any, kwargs: Mapping[str, Any], what: str,
+                  skip: Iterable[str] = ()) -> None:
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("self", *skip)]
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(f"{check.source}: unknown key {path + '.' + key!r}: {what} takes no argument "
+                              f"{key!r}; valid keys: {', '.join(valid)}{_did_you_mean(key, valid)}")
+
+
+def _validate(check: _Checker, exp: Experiment) -> None:
+    """Checks across fields: names in registries, keyword arguments, value ranges."""
+    if exp.source.thesis not in ("cardiac", "brain"):
+        raise check.fail("source.thesis", f"{exp.source.thesis!r} is not 'cardiac' or 'brain'")
+    _check_choice(check, "dataset.name", exp.dataset.name, DATASETS)
+    for i, frame in enumerate(exp.dataset.frames):
+        _check_choice(check, f"dataset.frames[{i}]", frame, FRAMES)
+    for i, frame in enumerate(exp.evaluation.frames):
+        _check_choice(check, f"evaluation.frames[{i}]", frame, FRAMES)
+    for i, metric in enumerate(exp.evaluation.metrics):
+        _check_choice(check, f"evaluation.metrics[{i}]", metric, EVALUATION_METRICS)
+    split = exp.dataset.split
+    parts = (split.train, split.validation, split.test)
+    if any(v < 0 for v in parts):
+        raise check.fail("dataset.split", f"must not be negative, got {parts}")
+    integers = all(isinstance(v, int) for v in parts)
+    if not integers and not math.isclose(sum(parts), 1.0, abs_tol=1e-6):
+        raise check.fail("dataset.split", f"fractions must sum to 1 (or give integer counts), got {parts}")
+    if exp.dataset.n_cases is not None and exp.dataset.n_cases < 1:
+        raise check.fail("dataset.n_cases", f"must be >= 1 or null, got {exp.dataset.n_cases}")
+    pre = exp.dataset.preprocessing
+    if len(pre.spacing) != 2 or not all(s > 0 for s in pre.spacing):
+        raise check.fail("dataset.preprocessing.spacing", f"must be two numbers > 0, got {pre.spacing}")
+    if len(pre.size) != 2 or not all(s >= 1 for s in pre.size):
+        raise check.fail("dataset.preprocessing.size", f"must be two integers >= 1, got {pre.size}")
+    _check_choice(check, "dataset.preprocessing.normalisation", pre.normalisation, ("minmax", "none"))
+    for name in ("window", "stride"):
+        if getattr(pre, name) < 1:
+            raise check.fail(f"dataset.preprocessing.{name}", f"must be >= 1, got {getattr(pre, name)}")
+    for name in ("batch_size", "epochs"):
+        if getattr(exp, name) < 1:
+            raise check.fail(name, f"must be >= 1, got {getattr(exp, name)}")
+    _check_choice(check, "model.name", exp.model.name, MODELS)
+    _check_kwargs(check, "model.kwargs", MODELS[exp.model.name].builder, exp.model.kwargs, f"model {exp.model.name!r}")
+    _check_choice(check, "loss.name", exp.loss.name, LOSSES)
+    _check_kwargs(check, "loss.kwargs", LOSSES[exp.loss.name].__init__, exp.loss.kwargs, f"loss {exp.loss.name!r}")
+    _check_choice(check, "optimizer.name", exp.optimizer.name, OPTIMIZERS)
+    if exp.optimizer.lr <= 0:
+        raise check.fail("optimizer.lr", f"must be > 0, got {exp.optimizer.lr}")
+    _check_kwargs(check, "optimizer.kwargs", OPTIMIZERS[exp.optimizer.name].__init__, exp.optimizer.kwargs,
+                  f"optimizer {exp.optimizer.name!r}", skip=("params", "lr"))
+    aug = exp.augmentation
+    if aug.rotation < 0 or aug.shear < 0 or aug.shear >= 90 or not 0 <= aug.zoom < 1:
+        raise check.fail("augmentation", "needs rotation >= 0, 0 <= shear < 90 and 0 <= zoom < 1, got "
+                                         f"{aug.rotation}, {aug.shear}, {aug.zoom}")
+    if aug.extra < 0 or aug.max_uses < 1:
+        raise check.fail("augmentation", f"needs extra >= 0 and max_uses >= 1, got {aug.extra}, {aug.max_uses}")
+
+
+def _merge(base: dict, update: Mapping) -> dict:
+    """Deep merge: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _expand_dotted(overrides: Mapping[str, Any]) -> dict:
+    nested: dict = {}
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"overrides: keys must be non-empty text, got {key!r}")
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"overrides: {key!r} sets a key under a value that is not a mapping")
+        leaf = parts[-1]
+        if isinstance(value, Mapping):
+            value = _expand_dotted(value)
+            node[leaf] = _merge(node.get(leaf, {}), value) if isinstance(node.get(leaf), dict) else value
+        else:
+            node[leaf] = value
+    return nested
+
+
+def list_experiments() -> list[str]:
+    """Names of the shipped experiments (the YAML files in :data:`CONFIG_DIR`), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | os.PathLike) -> Path:
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml") or os.sep in text or path.exists():
+        if not path.is_file():
+            raise FileFormatError(path, "no such experiment file" if not path.exists() else "is not a file")
+        return path
+    known = list_experiments()
+    if text not in known:
+        raise ConfigError(f"unknown experiment {text!r}; known experiments: {', '.join(known)}"
+                          f"{_did_you_mean(text, known)} (or give the path of a .yaml file)")
+    return CONFIG_DIR / f"{text}.yaml"
+
+
+def load_experiment(name_or_path: str | os.PathLike, profile: str = "fast",
+                    overrides: Mapping[str, Any] | None = None) -> Experiment:
+    """Load a shipped experiment by name (see :func:`list_experiments`) or a YAML file by path.
+
+    The file's top level is merged with ``profiles.<profile>`` and then with ``overrides``
+    (nested or dotted keys), checked against the schema and the registries, and returned as an
+    :class:`Experiment`. Errors: :class:`~cmrlab.errors.FileFormatError` for a missing or
+    unreadable file or bad YAML; :class:`~cmrlab.errors.ConfigError` for everything in it (see
+    the module docstring), and for an unknown name or profile.
+    """
+    profile = get_profile(profile).name
+    path = _resolve(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise FileFormatError(path, f"is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(path, f"cannot be read: {exc}") from None
+    check = _Checker(str(path))
+    if not isinstance(raw, dict):
+        raise check.fail("", f"must hold a mapping of keys at the top level, got {type(raw).__name__}")
+    profiles = raw.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise check.fail("profiles", f"must be a mapping of profile names to settings, got {profiles!r}")
+    for key, value in profiles.items():
+        if key not in ("fast", "full"):
+            raise check.unknown("profiles", key, ["fast", "full"])
+        if value is not None and not isinstance(value, dict):
+            raise check.fail(f"profiles.{key}", f"must be a mapping of settings, got {value!r}")
+    merged = _merge(raw, profiles.get(profile) or {})
+    check = _Checker(f"{path} (profile {profile!r})")
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"overrides must be a mapping, got {type(overrides).__name__}")
+        merged = _merge(merged, _expand_dotted(overrides))
+        check = _Checker(f"{path} (profile {profile!r}, with overrides)")
+    exp = check.build(Experiment, merged, "")
+    _validate(check, exp)
+    return dataclasses.replace(exp, profile=profile, path=str(path))
