@@ -14,7 +14,8 @@ dataset when its folder exists under the data root (``ACDC/``, ``MnM/`` … as t
 A real folder that is present but broken is reported, never silently replaced.
 
 Synthetic datasets are generated on first use by :mod:`cmrlab.data.synthetic` and cached under
-``<data root>/synthetic/<folder>/n<cases>-seed<seed>-v<version>/``. Generation writes into a
+``<data root>/synthetic/<folder>/n<cases>-seed<seed>-<profile>-v<version>/`` (the ``fast``
+profile makes laptop-sized cases, ``full`` the published sizes: :mod:`cmrlab.data.synthetic`). Generation writes into a
 hidden temporary folder and renames it into place when every case is written, so an interrupted
 generation leaves no half dataset behind and two processes asking at once both end up with one
 complete copy.
@@ -136,28 +137,31 @@ def _generator(info: DatasetInfo) -> Callable[..., Any]:
     return getattr(synthetic, info.generator)
 
 
-def synthetic_folder(name: str, n_cases: int, seed: int = 0, root: str | os.PathLike | None = None) -> Path:
-    """The cache folder of the synthetic ``name`` dataset with ``n_cases`` cases and ``seed``."""
+def synthetic_folder(name: str, n_cases: int, seed: int = 0, root: str | os.PathLike | None = None,
+                     size: str = "fast") -> Path:
+    """The cache folder of the synthetic ``name`` dataset with ``n_cases`` cases, ``seed`` and
+    case ``size`` (``"fast"``: laptop-sized cases, ``"full"``: the published sizes)."""
     from cmrlab.data import synthetic
 
     info = _info(name)
     base = _data_root(root) / "synthetic" / info.folder
-    return base / f"n{n_cases}-seed{seed}-v{synthetic.GENERATOR_VERSION}"
+    return base / f"n{n_cases}-seed{seed}-{size}-v{synthetic.GENERATOR_VERSION}"
 
 
 def _is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def _generate_cached(info: DatasetInfo, folder: Path, n_cases: int, seed: int, progress: bool) -> None:
+def _generate_cached(info: DatasetInfo, folder: Path, n_cases: int, seed: int, progress: bool,
+                     size: str) -> None:
     """Generate into a hidden sibling folder, then rename it to ``folder`` (atomic)."""
     from cmrlab.data import synthetic
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress)
-        marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed,
+        _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress, size=size)
+        marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed, "size": size,
                   "generator_version": synthetic.GENERATOR_VERSION,
                   "note": "synthetic data made by cmrlab.phantoms; not patient data"}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
@@ -211,7 +215,7 @@ def get_dataset(
         reader.check_dataset(real)
         return DatasetLocation(info.name, real, False, reader)
     n_cases = check_int("n_cases", n_cases if n_cases is not None else info.cases[profile.name], 1)
-    folder = synthetic_folder(info.name, n_cases, seed, root)
+    folder = synthetic_folder(info.name, n_cases, seed, root, profile.name)
     if not _is_complete(folder):
-        _generate_cached(info, folder, n_cases, seed, progress)
+        _generate_cached(info, folder, n_cases, seed, progress, profile.name)
     return DatasetLocation(info.name, folder, True, reader, n_cases, seed)
