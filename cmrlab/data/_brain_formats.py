@@ -16,12 +16,13 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from cmrlab.data._formats import DatasetReport, require_file, require_folder
 from cmrlab.data.io import load_nifti, save_nifti, spacing_from_affine
 from cmrlab.errors import ArgumentError, FileFormatError
 
@@ -34,48 +35,6 @@ TISSUE_LABELS: dict[int, str] = {0: "background", 1: "CSF", 2: "GM", 3: "WM"}
 AFFINE_TOLERANCE = 1e-3
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
-
-
-@dataclass(frozen=True)
-class DatasetReport:
-    """What :func:`check_dataset` found under a dataset root.
-
-    ``n_cases`` counts the cases of every split, ``splits`` per split (e.g. ``{"training": 10,
-    "testing": 13}``); ``problems`` lists things that are odd but do not stop the dataset from
-    being read (a wrong layout raises :class:`~cmrlab.errors.FileFormatError` instead);
-    ``deep`` says whether every case was read.
-    """
-
-    dataset: str
-    root: Path
-    n_cases: int
-    splits: dict[str, int] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()
-    deep: bool = False
-
-    @property
-    def per_split(self) -> dict[str, int]:
-        """Number of cases per split (the same as ``splits``)."""
-        return self.splits
-
-    @property
-    def counts(self) -> dict[str, dict[str, int]]:
-        """``{"split": splits}``: the shape of the cardiac formats' report."""
-        return {"split": self.splits}
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
-
-    def __str__(self) -> str:
-        split_text = ", ".join(f"{k}: {v}" for k, v in self.splits.items())
-        text = f"{self.dataset} at {self.root}: {self.n_cases} cases ({split_text})"
-        if self.deep:
-            text += ", every case read"
-        if self.problems:
-            text += "\n  problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
-        return text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,23 +203,6 @@ def check_same_grid(reference: Volume, other: Volume, spatial_only: bool = False
             f"{tuple(round(s, 4) for s in other.spacing)} vs "
             f"{tuple(round(s, 4) for s in reference.spacing)}; the files of one case must be aligned"
         )
-
-
-def require_file(path: Path, what: str) -> Path:
-    """Raise FileFormatError unless ``path`` is an existing file (the message says what it is)."""
-    if not path.is_file():
-        problem = "is a folder, expected a file" if path.is_dir() else "is missing"
-        raise FileFormatError(path, f"{problem}: {what}")
-    return path
-
-
-def require_folder(path: Path, what: str) -> Path:
-    """Raise FileFormatError unless ``path`` is an existing folder."""
-    if not path.exists():
-        raise FileFormatError(path, f"folder not found: {what}")
-    if not path.is_dir():
-        raise FileFormatError(path, f"is a file, expected a folder: {what}")
-    return path
 
 
 def deep_progress(items: list, desc: str) -> Iterable:

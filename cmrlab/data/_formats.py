@@ -49,6 +49,20 @@ class DatasetReport:
         """Number of cases per diagnostic group (empty when the dataset has none)."""
         return self.counts.get("group", {})
 
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        split_text = ", ".join(f"{k}: {v}" for k, v in self.per_split.items())
+        text = f"{self.dataset} at {self.root}: {self.n_cases} cases ({split_text})"
+        if self.deep:
+            text += ", every case read"
+        if self.problems:
+            text += "\n  problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        return text
+
 
 def count(values: Iterable[object]) -> dict[str, int]:
     """How many times each value occurs, keys sorted (``None`` is counted as ``"unknown"``)."""

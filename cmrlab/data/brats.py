@@ -271,4 +271,4 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
     if deep:
         for folder in deep_progress(cases, "reading BraTS 2021"):
             read_case(folder, require_seg=False)
-    return DatasetReport("BraTS 2021", root, len(cases), splits, tuple(problems), deep)
+    return DatasetReport("BraTS 2021", root, len(cases), {"split": splits}, tuple(problems), deep)

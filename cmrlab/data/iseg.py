@@ -314,4 +314,4 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
     if deep:
         for prefix in deep_progress(prefixes, "reading iSeg-2017"):
             read_subject(prefix)
-    return DatasetReport("iSeg-2017", root, n_cases, splits, tuple(problems), deep)
+    return DatasetReport("iSeg-2017", root, n_cases, {"split": splits}, tuple(problems), deep)

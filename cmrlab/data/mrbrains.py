@@ -310,5 +310,5 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
     if deep:
         for folder in deep_progress(cases, "reading MRBrainS18"):
             read_subject(folder)
-    return DatasetReport("MRBrainS18", root, len(cases), {"training": len(cases)},
+    return DatasetReport("MRBrainS18", root, len(cases), {"split": {"training": len(cases)}},
                          tuple(problems), deep)

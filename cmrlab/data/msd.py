@@ -484,5 +484,5 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
         for image in deep_progress(images, f"reading {task.root.name}"):
             read_case(image)
     splits = {"training": len(task.training), "test": len(task.test)}
-    return DatasetReport(f"MSD {task.root.name}", task.root, sum(splits.values()), splits,
+    return DatasetReport(f"MSD {task.root.name}", task.root, sum(splits.values()), {"split": splits},
                          tuple(problems), deep)
