@@ -22,8 +22,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from cmrlab.data._formats import DatasetReport, require_file, require_folder
-from cmrlab.data.io import load_nifti, save_nifti, spacing_from_affine
+from cmrlab.data._formats import DatasetReport, as_affine, require_file, require_folder
+from cmrlab.data.io import load_nifti, save_nifti
 from cmrlab.errors import ArgumentError, FileFormatError
 
 PathLike = str | os.PathLike
@@ -74,18 +74,7 @@ def check_spacing(spacing: Iterable[float], argument: str = "spacing") -> tuple[
 def geometry_affine(spacing: Iterable[float], affine: np.ndarray | None) -> np.ndarray:
     """The affine to write: ``affine`` if given (its column norms must equal ``spacing``), else
     ``diag(spacing)`` — voxel (0, 0, 0) at the world origin, axes along RAS+."""
-    sp = check_spacing(spacing)
-    if affine is None:
-        return np.diag([*sp, 1.0])
-    matrix = np.asarray(affine, dtype=float)
-    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-        raise ArgumentError(f"affine must be a finite 4×4 matrix, got shape {matrix.shape}")
-    norms = spacing_from_affine(matrix)
-    if not np.allclose(norms, sp, atol=AFFINE_TOLERANCE):
-        raise ArgumentError(
-            f"affine: its voxel sizes {tuple(np.round(norms, 4))} mm differ from spacing {sp}"
-        )
-    return matrix
+    return as_affine(affine, np.asarray(check_spacing(spacing), dtype=float))
 
 
 def as_image_array(array: object, argument: str, ndim: int | tuple[int, ...] = 3) -> np.ndarray:
