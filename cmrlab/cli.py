@@ -118,7 +118,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cmrlab.train.segmentation import evaluate_experiment
 
     result = evaluate_experiment(args.config, args.checkpoint, profile=args.profile,
-                                 data_root=args.data_root, device=args.device, out=args.out)
+                                 data_root=args.data_root, device=args.device, out=args.out,
+                                 overrides=args.set)
     print(result.summary())
     return 0
 
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="FILE")
     p.add_argument("--out", metavar="DIR", help="where to write the per-case metrics CSV")
     common(p, profile=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value as for train (the data and split settings must match)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="segment NIfTI images; writes label maps with the input's geometry")

@@ -38,11 +38,11 @@ def test_full_profile_is_the_thesis(name, model):
 def test_fast_profile_builds_a_small_model_that_runs(name):
     exp = load_experiment(name)                                           # fast is the default
     assert exp.profile == "fast" and exp.epochs < 50
-    assert exp.model.kwargs == MODELS[exp.model.name].fast
+    assert exp.model.kwargs == {**MODELS[exp.model.name].fast, "bn_momentum": 0.1}  # PyTorch's default
     model, loss = exp.build_model(), exp.build_loss()
     optimizer = exp.build_optimizer(model.parameters())
     assert isinstance(loss, GeneralizedDiceLoss) and isinstance(optimizer, torch.optim.Adam)
-    assert optimizer.param_groups[0]["lr"] == 1e-3
+    assert optimizer.param_groups[0]["lr"] == 3e-3                       # tuned for 6 CPU epochs
     size = exp.dataset.preprocessing.size
     x = torch.rand(1, 1, 3, *size)
     out = model(x)
@@ -54,7 +54,7 @@ def test_overrides_nested_and_dotted():
     exp = load_experiment("cardiac-ch5-pspunet", "fast",
                           {"optimizer.lr": 1e-4, "model": {"kwargs": {"depth": 3}}, "dataset.frames": ["ED", "ES"]})
     assert exp.optimizer.lr == 1e-4
-    assert exp.model.kwargs == {"base_filters": 4, "depth": 3}              # merged, not replaced
+    assert exp.model.kwargs == {"base_filters": 4, "bn_momentum": 0.1, "depth": 3}  # merged, not replaced
     assert exp.dataset.frames == ["ED", "ES"]
     assert exp.to_dict()["optimizer"]["lr"] == 1e-4
 

@@ -66,7 +66,7 @@ def test_acdc_label_volumes_reproduce_the_stored_truth(acdc3):
         assert lo - 3 <= ef <= hi + 3, (p.group, ef)  # label EF ≈ analytic EF (discretisation)
         # blood brighter than myocardium in the stored images
         img = p.ed_image.astype(float)
-        assert img[p.ed_labels == 3].mean() > 1.5 * img[p.ed_labels == 2].mean()
+        assert img[p.ed_labels == 3].mean() > 1.3 * img[p.ed_labels == 2].mean()  # slow flow, partial volume lower it
 
 
 def test_same_seed_same_bytes_and_cases_independent_of_n(tmp_path, acdc3):

@@ -31,9 +31,21 @@ How a case is made
    Papillary muscles (two dark discs inside the cavity, mid slices) and trabeculations (a dark
    spiky band along the endocardium: the blood pool is the disc of radius r(θ,t)·(1 − d·q(θ)))
    move with the cavity and are labelled cavity (3), the clinical convention.
+   **Surroundings** that look like myocardium touch the heart, as in real scans: the anterior chest
+   wall (skeletal muscle) comes to within ``chest_gap`` (1–10 mm) of the heart's most anterior
+   point, and in the apical half the liver dome rises to within ``diaphragm_gap`` (0.5–5 mm, plus
+   15 mm fading out towards the apex) of the inferior wall. **Epicardial fat** is patchy
+   (:func:`_fat_lv`, :func:`_fat_rv`): 0–1 mm over most of the heart, 2–8 mm in the
+   interventricular grooves (the RV insertions), up to 6 mm over the RV free wall, 3–9 mm in the
+   AV groove at the base, up to 6 mm at the apex, plus three random patches per case.
 5. **Images** through :mod:`cmrlab.physics`: every region's bSSFP signal
    (:func:`cmrlab.physics.signals.bssfp_signal`, tissues of :mod:`cmrlab.physics.tissues`, per-case
-   field strength, TR and flip angle → varying blood–myocardium contrast). The object is drawn on
+   field strength, TR and flip angle → blood/myocardium signal ratio about 2.2–3.5 per case; flip
+   45–80° at 1.5 T, 30–55° at 3 T). Flow is not in the signal equation, so it is modelled on top:
+   slow apical blood moves a fraction ``flow_apex``·(z/L)² (0–0.35) of the way towards the
+   myocardial signal, and a slow-flow band ``flow_band_width`` (2.5–6 mm) wide along the
+   endocardium a fraction ``flow_band`` (0.35–0.7) — the fuzzy, trabeculated endocardial border of
+   real cine, labelled cavity. The object is drawn on
    a grid ``oversample`` times finer than the image with soft edges: a boundary of radius r(z)
    that moves by Δr across the slice thickness is a linear ramp of width |Δr|, which is exactly
    the through-slice average (slice profile a box) for a boundary that is locally a cone.
@@ -42,9 +54,12 @@ How a case is made
    :func:`cmrlab.physics.kspace.sample_object`), which gives partial volume and Gibbs ringing. The
    static anatomy is sampled once per slice over the whole FOV; the beating heart is sampled on a
    window around it (the difference from the static picture vanishes at the window's border, so
-   only the far tails of its ringing are wrapped into the window).
-6. **Coils and noise**: the receive array's shading Σ_c|S_c|² (unnormalised maps of
-   :func:`cmrlab.physics.coils.coil_sensitivities`, so the image is brighter near the coils) and
+   only the far tails of its ringing are wrapped into the window). The temporal footprint of a
+   segmented acquisition blurs the moving heart: each frame is (1 − 2w)·itself + w·(its two
+   neighbours), w = ``motion_blur`` (0.05–0.25), while the labels stay at the frame's instant.
+6. **Coils and noise**: the receive array's shading √(Σ_c w_c|S_c|²) (unnormalised maps of
+   :func:`cmrlab.physics.coils.coil_sensitivities`, so the image is brighter near the coils;
+   anterior coils weigh 1, posterior ones ``coil_posterior`` (0.2–0.8), maximum scaled to 1) and
    complex Gaussian noise of per-channel SD σ in each of C coils, combined by
    root-sum-of-squares. Drawn in one step: rotating the coil vector so that the signal lies on the
    first coil leaves white noise white, so RSS = √((A + σn₁)² + σ²χ²₂꜀₋₁) with A the noise-free
@@ -160,7 +175,6 @@ _R = {name: i for i, (name, _) in enumerate(_REGIONS)}
 ANATOMY_NAMES: Mapping[int, str] = MappingProxyType({i: name for i, (name, _) in enumerate(_REGIONS)})
 
 _RV_WALL = 3.0          # mm
-_FAT = 3.0              # epicardial fat layer, mm
 _RING_ZONE = 8.0        # mm above the mitral plane over which the myocardial ring disappears
 _N_THETA = 720          # quadrature points over the circle
 
@@ -250,11 +264,12 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     p["es_fraction"] = float(np.clip(0.42 - 0.0012 * (p["heart_rate"] - 60.0) + rng.normal(0, 0.02), 0.3, 0.45))
     # imaging
     p["field_strength"] = float(rng.choice([1.5, 3.0]))
-    p["flip"] = float(rng.uniform(35.0, 70.0))
+    # flip angle: 45-80° at 1.5 T, lower at 3 T (SAR limits); with TR it sets the blood-myocardium contrast
+    p["flip"] = float(rng.uniform(45.0, 80.0) if p["field_strength"] == 1.5 else rng.uniform(30.0, 55.0))
     p["TR"] = float(rng.uniform(2.6, 3.8))
     p["snr"] = float(rng.uniform(8.0, 25.0))
     p["n_coils"] = int(rng.integers(4, 17))
-    p["coil_radius"] = float(rng.uniform(1.5, 2.2))
+    p["coil_radius"] = float(rng.uniform(1.45, 2.0))
     p["coil_angle"] = float(rng.uniform(0.0, 2 * math.pi))
     p["spacing"] = float(spacing) if spacing is not None else float(rng.uniform(1.37, 1.68))
     fov = float(rng.uniform(300.0, 400.0))
@@ -282,7 +297,7 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     p["lv_centre"] = (float(15.0 + rng.uniform(-15, 15)), float(5.0 + rng.uniform(-12, 12)))
     p["rotation"] = float(rng.uniform(-25.0, 25.0))
     p["tilt"] = (float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12)))   # mm per mm of z
-    p["rv_direction"] = float(160.0 + rng.uniform(-10.0, 10.0))
+    p["rv_direction"] = float(150.0 + rng.uniform(-10.0, 10.0))
     p["fov_centre"] = (float(rng.uniform(-0.06, 0.06) * p["fov"]), float(rng.uniform(-0.06, 0.06) * p["fov"]))
     p["body_scale"] = float(np.clip((bmi / 24.0) ** 0.5 * (height / 171.0), 0.85, 1.25))
     # texture of the cavity
@@ -292,12 +307,67 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     p["trabecular_harmonics"] = [(int(k), float(a), float(ph)) for k, a, ph in zip(
         rng.integers(5, 16, 6), rng.uniform(0.4, 1.0, 6), rng.uniform(0, 2 * math.pi, 6))]
     p["noise_seed"] = int(rng.integers(2 ** 31))
+    # epicardial fat (mm): thin or absent over most of the heart, thick in the interventricular
+    # grooves (the RV insertions), along the RV free wall, in the AV groove (base) and at the apex
+    p["fat_base"] = float(rng.uniform(0.0, 1.0))
+    p["fat_grooves"] = float(rng.uniform(2.0, 8.0))
+    p["fat_rv"] = float(rng.uniform(0.5, 6.0))
+    p["fat_av"] = float(rng.uniform(3.0, 9.0))
+    p["fat_apex"] = float(rng.uniform(1.0, 6.0))
+    p["fat_patches"] = [(float(a), float(w), float(h)) for a, w, h in zip(
+        rng.uniform(0.0, 360.0, 3), rng.uniform(20.0, 50.0, 3), rng.uniform(0.0, 4.0, 3))]
+    # neighbours of myocardium-like signal: chest wall over the RV, liver under the apical inferior wall
+    p["chest_gap"] = float(rng.uniform(1.0, 10.0))
+    p["diaphragm_gap"] = float(rng.uniform(0.5, 5.0))
+    # flow: slow apical blood and a slow-flow band along the endocardium are darker (fraction of the
+    # blood signal moved towards the myocardium's)
+    p["flow_apex"] = float(rng.uniform(0.0, 0.35))
+    p["flow_band"] = float(rng.uniform(0.35, 0.7))
+    p["flow_band_width"] = float(rng.uniform(2.5, 6.0))
+    # receive array: anterior coils at full weight, posterior (table) coils at this weight
+    p["coil_posterior"] = float(rng.uniform(0.2, 0.8))
+    # temporal footprint of a segmented acquisition: weight of each neighbouring frame
+    p["motion_blur"] = float(rng.uniform(0.05, 0.25))
     return p
 
 
 # --------------------------------------------------------------------------------------------
 # geometry (NumPy, per slice and frame)
 # --------------------------------------------------------------------------------------------
+def _fat_max(p: Mapping[str, Any], z: np.ndarray) -> float:
+    """The largest epicardial fat thickness (mm) over all angles (0.5° steps, plus 0.5 mm) and
+    the slice positions ``z``: sizes the window the heart is drawn in."""
+    theta = torch.linspace(-math.pi, math.pi, _N_THETA + 1, dtype=torch.float64)
+    return 0.5 + max(max(float(_fat_lv(theta, p, float(zs)).max()), float(_fat_rv(theta, p, float(zs)).max()))
+                     for zs in z)
+
+
+def _fat_lv(theta: torch.Tensor, p: Mapping[str, Any], z: float) -> torch.Tensor:
+    """Epicardial fat thickness (mm) around the LV at angle θ (heart frame) and depth z (mm).
+
+    f(θ, z) = f₀ + g·[w(θ − θ_RV − 65°) + w(θ − θ_RV + 65°)] + Σ hₖ·w(θ − θₖ) + a·b(z)·w(θ, 90°)
+    + c·(z/L)², with w the cos² windows (25° for the grooves), b(z) = clip(1 − z/12 mm, 0, 1) the
+    AV groove at the base (around the lateral wall) and c the apical fat.
+    """
+    rv = math.radians(p["rv_direction"])
+    f = p["fat_base"] + p["fat_grooves"] * (_window(theta - rv - math.radians(65.0), math.radians(25.0))
+                                           + _window(theta - rv + math.radians(65.0), math.radians(25.0)))
+    for ang, half, h in p["fat_patches"]:
+        f = f + h * _window(theta - math.radians(ang), math.radians(half))
+    basal = min(max(1.0 - z / 12.0, 0.0), 1.0)
+    if basal > 0:
+        f = f + p["fat_av"] * basal * _window(theta, math.radians(90.0))
+    frac = min(max(z / p["lv_length"], 0.0), 1.0)
+    return f + p["fat_apex"] * frac ** 2
+
+
+def _fat_rv(theta_rv: torch.Tensor, p: Mapping[str, Any], z: float) -> torch.Tensor:
+    """Fat thickness (mm) over the RV free wall at angle θ_RV about the RV centre (heart frame)."""
+    rv = math.radians(p["rv_direction"])
+    basal = min(max(1.0 - z / 12.0, 0.0), 1.0)
+    return p["fat_base"] + (p["fat_rv"] + p["fat_av"] * basal) * _window(theta_rv - rv, math.radians(60.0))
+
+
 def _thickness_pattern(theta: Any, p: Mapping[str, Any]) -> Any:
     """Multiplier p(θ) of the ED wall thickness at angle θ (heart frame, radians)."""
     pat = 1.0 + 0.0 * theta
@@ -409,9 +479,15 @@ def _frames(p: Mapping[str, Any]) -> dict[str, Any]:
 # drawing (torch)
 # --------------------------------------------------------------------------------------------
 def _static_regions(x: torch.Tensor, y: torch.Tensor, p: Mapping[str, Any], z: float,
-                    heart: tuple[float, float], r_heart: float) -> torch.Tensor:
-    """Region index (``_REGIONS``) of the parts that do not beat, at body-frame points (x, y)."""
+                    near: Mapping[str, Any]) -> torch.Tensor:
+    """Region index (``_REGIONS``) of the parts that do not beat, at body-frame points (x, y).
+
+    ``near`` describes the heart of this slice at ED (see :func:`_setup`): its LV centre and
+    epicardial radius, its most anterior point (``top``, ``x_top``) and most inferior point
+    (``bottom``), to bring the chest wall and the liver against it.
+    """
     s = p["body_scale"]
+    heart, r_heart = near["centre"], near["r"]
 
     def ellipse(cx: float, cy: float, a: float, b: float, ang: float = 0.0) -> torch.Tensor:
         c, sn = math.cos(ang), math.sin(ang)
@@ -423,10 +499,15 @@ def _static_regions(x: torch.Tensor, y: torch.Tensor, p: Mapping[str, Any], z: f
     reg[ellipse(0.0, -10.0, 150.0 * s - 8.0, 105.0 * s - 8.0)] = _R["chest wall"]
     thorax = ellipse(0.0, -8.0, 150.0 * s - 22.0, 105.0 * s - 21.0)
     reg[thorax] = _R["lung"]
+    # the anterior chest wall (sternum, intercostal muscle) comes to within chest_gap of the heart
+    reg[thorax & (y > near["top"] + p["chest_gap"] + (x - near["x_top"]) ** 2 / 160.0)] = _R["chest wall"]
     frac = float(np.clip(z / max(p["lv_length"], 1.0), 0.0, 1.2))             # liver grows towards the apex
     grow = 0.55 + 0.6 * frac
     reg[thorax & ellipse(-55.0 + 25.0 * frac, -62.0 + 18.0 * frac, 78.0 * grow, 40.0 * grow,
                          math.radians(15.0))] = _R["liver"]
+    if frac > 0.35:   # apical half: the diaphragm and liver dome rise against the inferior wall
+        gap = p["diaphragm_gap"] + 15.0 * max(0.0, 1.0 - (frac - 0.35) / 0.65)
+        reg[thorax & (y < near["bottom"] - gap - (x - heart[0]) ** 2 / 200.0)] = _R["liver"]
     spine_y = -10.0 - (105.0 * s - 21.0) + 4.0
     reg[ellipse(0.0, spine_y, 17.0, 15.0)] = _R["cortical bone"]
     reg[ellipse(0.0, spine_y, 14.5, 12.5)] = _R["vertebra"]
@@ -474,7 +555,11 @@ class _Slice:
         self.trab = 1.0 - depth * _trabecular(theta, p)
         a = math.radians(p["rv_direction"])
         d = float(fr["rv_d"][s])
-        self.rho_rv = torch.sqrt((u - d * math.cos(a)) ** 2 + (v - d * math.sin(a)) ** 2)
+        u_rv, v_rv = u - d * math.cos(a), v - d * math.sin(a)
+        self.rho_rv = torch.sqrt(u_rv * u_rv + v_rv * v_rv)
+        z = float(fr["z"][s])
+        self.fat_lv = _fat_lv(theta, p, z)
+        self.fat_rv = _fat_rv(torch.atan2(v_rv, u_rv), p, z)
         ring = float(fr["ring"][s])
         if ring < 1.0:   # the ring is kept around the lateral wall (θ = 0)
             self.arc = (_window_abs(theta) <= ring * math.pi).to(u.dtype)
@@ -511,11 +596,16 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
     r_epi = fr["r_epi"][s]
     rv_r = fr["rv_R"][s]
     v = base.expand(g.shape[0], *base.shape).clone()
-    fat = torch.maximum(occ(m.rho, r_epi + _FAT, fr["epi_lo"], fr["epi_hi"]),
-                        occ(m.rho_rv, rv_r + (_RV_WALL + _FAT), fr["rv_lo"], fr["rv_hi"]))
+    fat = torch.maximum(occ(m.rho, _col(r_epi) + m.fat_lv, fr["epi_lo"], fr["epi_hi"]),
+                        occ(m.rho_rv, _col(rv_r + _RV_WALL) + m.fat_rv, fr["rv_lo"], fr["rv_hi"]))
     v.lerp_(torch.tensor(sig["fat"]), fat)
     v.lerp_(torch.tensor(sig["myocardium"]), occ(m.rho_rv, rv_r + _RV_WALL, fr["rv_lo"], fr["rv_hi"]))
     v.lerp_(torch.tensor(sig["blood"]), occ(m.rho_rv, rv_r, fr["rv_lo"], fr["rv_hi"]))
+    z = float(fr["z"][s])
+    # slow flow: apical blood darker; a band along the endocardium darker still
+    apex = p["flow_apex"] * min(max(z / p["lv_length"], 0.0), 1.0) ** 2
+    blood = sig["blood"] + apex * (sig["myocardium"] - sig["blood"])
+    slow = blood + p["flow_band"] * (sig["myocardium"] - blood)
     wall = occ(m.rho, r_epi, fr["epi_lo"], fr["epi_hi"])
     if m.arc is None:
         v.lerp_(torch.tensor(sig["myocardium"]), wall)
@@ -523,8 +613,8 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
         v.lerp_(torch.tensor(sig["myocardium"]), wall * m.arc)
         v.lerp_(torch.tensor(sig["fat"]), wall * (1.0 - m.arc))
     r_endo = (m.A - m.B * g).clamp_(min=0.0).sqrt_() * m.trab
-    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho, r_endo, fr["endo_lo"], fr["endo_hi"]))
-    z = float(fr["z"][s])
+    v.lerp_(torch.tensor(slow), occ(m.rho, r_endo, fr["endo_lo"], fr["endo_hi"]))
+    v.lerp_(torch.tensor(blood), occ(m.rho, r_endo - p["flow_band_width"], fr["endo_lo"], fr["endo_hi"]))
     if 0.2 * p["lv_length"] <= z <= 0.75 * p["lv_length"]:
         rm = fr["r_mean"][s]
         rp = p["papillary_radius"] * np.sqrt(np.maximum(rm[0], 1e-3) / np.maximum(rm, 1e-3)) ** 0.5
@@ -603,8 +693,9 @@ def _setup(p: dict[str, Any]) -> dict[str, Any]:
                             f"({p['slice_spacing']:g} mm)")
     N, dx = p["matrix"], p["spacing"]
     # heart window (low-res pixels, even): holds the LV, RV and fat at every frame
-    reach = max(float(np.max(fr["r_epi"])) + _FAT,
-                float(np.max(fr["rv_d"][:, None] + fr["rv_R"] + fr["rv_hi"])) + _RV_WALL + _FAT) + 8.0
+    fat = _fat_max(p, fr["z"])
+    reach = max(float(np.max(fr["r_epi"])) + fat,
+                float(np.max(fr["rv_d"][:, None] + fr["rv_R"] + fr["rv_hi"])) + _RV_WALL + fat) + 8.0
     pw = min(N, 2 * int(math.ceil(reach / dx)))
     centres = [(p["lv_centre"][0] + p["tilt"][0] * z, p["lv_centre"][1] + p["tilt"][1] * z) for z in fr["z"]]
     starts = []
@@ -612,12 +703,27 @@ def _setup(p: dict[str, Any]) -> dict[str, Any]:
         ix = int(round((cx - p["fov_centre"][0]) / dx)) + N // 2 - pw // 2
         iy = int(round((cy - p["fov_centre"][1]) / dx)) + N // 2 - pw // 2
         starts.append((min(max(ix, 0), N - pw), min(max(iy, 0), N - pw)))
+    # the heart's extent at ED per slice, for the neighbours that touch it (chest wall, liver)
+    near = []
+    rot, e = math.radians(p["rotation"]), fr["ed"]
+    a = rot + math.radians(p["rv_direction"])
+    for s, (cx, cy) in enumerate(centres):
+        r_lv = float(fr["r_epi"][s, e]) + p["fat_base"]
+        top, x_top = cy + r_lv, cx
+        if fr["rv_R"][s, e] > 0:
+            d = float(fr["rv_d"][s])
+            rx, ry = cx + d * math.cos(a), cy + d * math.sin(a)
+            r_rv = float(fr["rv_R"][s, e]) + _RV_WALL + p["fat_base"]
+            if ry + r_rv > top:
+                top, x_top = ry + r_rv, rx
+        near.append({"centre": (cx, cy), "r": float(fr["R_ed"][s]), "top": top, "x_top": x_top,
+                     "bottom": cy - r_lv})
     sig = {}
     for _, tname in _REGIONS:
         if tname is not None and tname not in sig:
             t = tissues.get_tissue(tname, p["field_strength"])
             sig[tname] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, p["TR"], p["flip"]))
-    return {"fr": fr, "pw": pw, "centres": centres, "starts": starts, "signal": sig}
+    return {"fr": fr, "pw": pw, "centres": centres, "starts": starts, "signal": sig, "near": near}
 
 
 def _label_volume(p: Mapping[str, Any], st: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -635,7 +741,7 @@ def _label_volume(p: Mapping[str, Any], st: Mapping[str, Any]) -> tuple[np.ndarr
         u, v = _heart_frame(X[win], Y[win], st["centres"][s], rot)
         m = _Slice(u, v, p, fr, s)
         labels[s, :, win[0], win[1]] = _labels(m, fr, s)
-        anatomy[s] = _static_regions(X, Y, p, float(fr["z"][s]), st["centres"][s], float(fr["R_ed"][s]))
+        anatomy[s] = _static_regions(X, Y, p, float(fr["z"][s]), st["near"][s])
         anatomy[s][win] = _anatomy_heart(m, fr, s, anatomy[s][win])
     return labels.numpy(), anatomy.numpy()
 
@@ -645,7 +751,7 @@ def _anatomy_heart(m: _Slice, fr: Mapping[str, Any], s: int, base: torch.Tensor)
     e = fr["ed"]
     reg = base.clone()
     r_epi, rv_r = float(fr["r_epi"][s, e]), float(fr["rv_R"][s, e])
-    reg[(m.rho <= r_epi + _FAT) | (m.rho_rv <= rv_r + _RV_WALL + _FAT)] = _R["epicardial fat"]
+    reg[(m.rho <= r_epi + m.fat_lv) | (m.rho_rv <= rv_r + _RV_WALL + m.fat_rv)] = _R["epicardial fat"]
     reg[m.rho_rv <= rv_r + _RV_WALL] = _R["RV wall"]
     reg[m.rho_rv <= rv_r] = _R["RV cavity"]
     wall = m.rho <= r_epi
@@ -658,7 +764,11 @@ def _anatomy_heart(m: _Slice, fr: Mapping[str, Any], s: int, base: torch.Tensor)
 
 
 def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """The magnitude images (S, T, N, N) through k-space, coils and noise, and the noise SD σ."""
+    """The magnitude images through k-space, coils and noise, and the noise SD σ.
+
+    The images are built as (S, T, N, N) = (z, t, y, x) and returned in the case's (x, y, z, t)
+    order: the transposition is folded into the first noise step (the noise is drawn in that order).
+    """
     fr, N, dx, pw, over = st["fr"], p["matrix"], p["spacing"], st["pw"], p["oversample"]
     S, T = p["n_slices"], p["n_frames"]
     sig = st["signal"]
@@ -670,7 +780,7 @@ def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarra
     clean = torch.empty((S, T, N, N), dtype=torch.float32)
     for s in range(S):
         ix, iy = st["starts"][s]
-        static = table[_static_regions(X, Y, p, float(fr["z"][s]), st["centres"][s], float(fr["R_ed"][s])).long()]
+        static = table[_static_regions(X, Y, p, float(fr["z"][s]), st["near"][s]).long()]
         low = _bandlimit(static, N)                                                   # (N, N)
         win = (slice(iy * over, (iy + pw) * over), slice(ix * over, (ix + pw) * over))
         u, v = _heart_frame(X[win], Y[win], st["centres"][s], rot)
@@ -678,12 +788,18 @@ def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarra
         base = static[win]
         heart = _draw_heart(m, base, p, fr, s, sig, step) - base                       # (T, P, P)
         clean[s] = low
-        clean[s, :, iy:iy + pw, ix:ix + pw] += _bandlimit(heart, pw)
+        moving = _bandlimit(heart, pw)
+        w = p["motion_blur"]      # temporal footprint: each frame mixes in its neighbours (cyclic)
+        moving = moving * (1.0 - 2.0 * w) + (moving.roll(1, 0) + moving.roll(-1, 0)) * w
+        clean[s, :, iy:iy + pw, ix:ix + pw] += moving
     clean.abs_()
     # coil shading (raw Biot-Savart profile, maximum 1) and noise of C coils combined by RSS
     maps = coils.coil_sensitivities((N, N), p["n_coils"], coil_radius=p["coil_radius"],
                                     start_angle=p["coil_angle"], normalize=False)
-    shade = maps.abs().square().sum(0).sqrt()
+    angles = p["coil_angle"] + 2 * math.pi * torch.arange(p["n_coils"], dtype=torch.float64) / p["n_coils"]
+    weight = torch.where(torch.sin(angles) > 0, 1.0, p["coil_posterior"]).to(torch.float32)
+    shade = (maps.abs().square() * weight[:, None, None]).sum(0).sqrt()
+    shade /= shade.max()
     clean *= shade
     mid = min(max(int(np.argmax(fr["areas"]["LV"][:, fr["ed"]])), 0), S - 1)
     blood = torch.from_numpy(labels[mid, fr["ed"]] == 3)
@@ -691,12 +807,14 @@ def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarra
         blood = torch.ones((N, N), dtype=torch.bool)
     sigma = float(clean[mid, fr["ed"]][blood].mean()) / p["snr"]
     gen = torch.Generator().manual_seed(p["noise_seed"])
-    n1 = torch.randn(clean.shape, generator=gen)
-    zq = torch.randn(clean.shape, generator=gen)
+    shape = (N, N, S, T)                            # (x, y, z, t)
+    image = torch.randn(shape, generator=gen).mul_(sigma).add_(clean.permute(3, 2, 0, 1))
+    del clean
+    zq = torch.randn(shape, generator=gen)
     k = 2 * p["n_coils"] - 1                       # χ² degrees of freedom of the other channels
     c = 2.0 / (9.0 * k)
     chi2 = (zq.mul_(math.sqrt(c)).add_(1.0 - c)).clamp_(min=0.0).pow_(3).mul_(k)   # Wilson-Hilferty
-    image = clean.add_(n1, alpha=sigma).square_().add_(chi2, alpha=sigma ** 2).sqrt_()
+    image.square_().add_(chi2, alpha=sigma ** 2).sqrt_()
     return image.numpy(), sigma
 
 
@@ -756,8 +874,7 @@ def _assemble(p: dict[str, Any], st: Mapping[str, Any], image: np.ndarray | None
     dx, dz, N = p["spacing"], p["slice_spacing"], p["matrix"]
     # (z, t, y, x) → (x, y, z, t)
     lab = np.ascontiguousarray(labels.transpose(3, 2, 0, 1))
-    img = (np.ascontiguousarray(image.transpose(3, 2, 0, 1)) if image is not None
-           else np.zeros(lab.shape, dtype=np.float32))
+    img = image if image is not None else np.zeros(lab.shape, dtype=np.float32)   # already (x, y, z, t)
     affine = np.diag([dx, dx, dz, 1.0])
     affine[:3, 3] = [p["fov_centre"][0] - (N // 2) * dx, p["fov_centre"][1] - (N // 2) * dx, float(fr["z"][0])]
     vols = {k: np.asarray(v.sum(0) * dz / 1000.0, dtype=np.float64) for k, v in fr["areas"].items()}
