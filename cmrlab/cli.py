@@ -134,24 +134,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number ≥ ``minimum``, else a message naming the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {value}")
+        return value
 
-
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data_list)
     q = dsub.add_parser("synth", help="write N synthetic cases in a dataset's real layout")
     q.add_argument("name", help="acdc, mnms, sunnybrook, iseg2017, mrbrains18, brats2021, msd-task01")
-    q.add_argument("--cases", type=_positive, default=10, help="number of cases (default 10)")
-    q.add_argument("--seed", type=_nonnegative, default=0, help="random seed (default 0)")
+    q.add_argument("--cases", type=_whole_number(1), default=10, help="number of cases (default 10)")
+    q.add_argument("--seed", type=_whole_number(0), default=0, help="random seed (default 0)")
     q.add_argument("--size", choices=("fast", "full"), default="fast",
                    help="fast: laptop-sized cases (default); full: the published matrix sizes")
     q.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder to write into")

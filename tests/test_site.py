@@ -105,7 +105,7 @@ def test_check_vendored_files_reports_changed_missing_and_unlisted_files(tmp_pat
 # --- the Sphinx extension ---------------------------------------------------------------------
 
 def test_extension_marks_the_build_static(monkeypatch):
-    monkeypatch.delenv("CMRLAB_STATIC", raising=False)
+    monkeypatch.setenv("CMRLAB_STATIC", "0")  # so that monkeypatch restores the variable afterwards
     connected = []
 
     class App:
