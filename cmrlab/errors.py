@@ -6,10 +6,9 @@ what is wrong with it, in plain words.
 """
 from __future__ import annotations
 
-import numbers
 import os
 
-__all__ = ["ArgumentError", "CmrlabError", "ConfigError", "FileFormatError", "check_int"]
+__all__ = ["ArgumentError", "CmrlabError", "ConfigError", "FileFormatError"]
 
 
 class CmrlabError(Exception):
@@ -45,14 +44,3 @@ class FileFormatError(CmrlabError, OSError):
 
     def __reduce__(self):  # keep the error picklable (multiprocessing, pytest-xdist)
         return (type(self), (self.path, self.problem))
-
-
-def check_int(name: str, value: object, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``; else :class:`ArgumentError`.
-
-    NumPy integers pass; ``bool`` and floats (even ``3.0``) do not. The message names the
-    argument: ``"depth must be an integer >= 1, got 0"``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

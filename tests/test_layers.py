@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cmrlab"
 
 #: Layer of each top-level part of cmrlab, lowest first.
 LAYERS = {
-    "errors": 0, "config": 1, "viz": 2, "physics": 3, "phantoms": 4, "data": 5, "nn": 6,
+    "errors": 0, "checks": 0, "files": 0, "config": 1, "viz": 2, "physics": 3, "phantoms": 4, "data": 5, "nn": 6,
     "train": 7, "explain": 8, "cli": 9, "labs": 9, "notebooks": 9, "__main__": 9,
 }
 

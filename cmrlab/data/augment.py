@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["AugmentParams", "RandomAugment", "affine_resample"]
 

@@ -35,7 +35,8 @@ from types import ModuleType
 from typing import Any
 
 from cmrlab.config import RunConfig, data_root as _data_root, get_profile
-from cmrlab.errors import ArgumentError, CmrlabError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, CmrlabError
 
 __all__ = ["DATASETS", "DatasetInfo", "DatasetLocation", "get_dataset", "synthetic_folder"]
 

@@ -67,7 +67,8 @@ from cmrlab.data._brain_formats import (
     visible,
     write_nifti,
 )
-from cmrlab.errors import ArgumentError, FileFormatError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
     "ALIGNED_MODALITIES",

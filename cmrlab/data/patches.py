@@ -46,7 +46,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cmrlab.data.augment import RandomAugment
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = [
     "PairedAugment",

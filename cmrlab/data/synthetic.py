@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.viz.progress import progress as _progress
 
 __all__ = [

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = [
     "ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "check_model_input", "make_activation",

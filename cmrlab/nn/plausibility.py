@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["CRITERIA", "anatomical_errors", "count_anatomical_errors", "is_plausible"]
 

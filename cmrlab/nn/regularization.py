@@ -31,7 +31,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["EarlyStopping", "max_norm_", "regularized_parameters", "weight_penalty"]
 

@@ -34,7 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["conv_transpose_output_size", "overlap_count"]
 

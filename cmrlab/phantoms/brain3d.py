@@ -72,7 +72,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.physics import artifacts, noise, signals, tissues
 
 __all__ = [

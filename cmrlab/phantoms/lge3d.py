@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.phantoms.lge2d import LGE_LABEL_NAMES, TERRITORIES, lge_slice
 
 __all__ = ["LGE_LABEL_NAMES", "LGEVolume", "lge_volume"]

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmrlab.data.io import _atomic_write
-from cmrlab.errors import ArgumentError, ConfigError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, ConfigError
 from cmrlab.train.checkpoint import save_checkpoint
 from cmrlab.train.distributed import is_main_process
 

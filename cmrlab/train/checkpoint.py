@@ -37,7 +37,8 @@ import torch
 from torch.utils.data import Sampler
 
 from cmrlab.data.io import _atomic_write
-from cmrlab.errors import ArgumentError, FileFormatError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
     "ResumableRandomSampler",

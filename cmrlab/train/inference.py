@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmrlab.data.patches import assemble_windows, slice_windows
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["importance_map", "predict_volume_windows", "sliding_window_inference", "window_starts_nd"]
 

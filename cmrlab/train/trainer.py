@@ -84,7 +84,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from cmrlab.config import seed_everything, select_device
-from cmrlab.errors import ArgumentError, FileFormatError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.train.callbacks import Callback, ModelCheckpoint
 from cmrlab.train.checkpoint import (
     ResumableRandomSampler,

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import check_model_input
 
 __all__ = [

@@ -70,7 +70,8 @@ import numbers
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["ENet"]
 

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
 
 __all__ = ["RegressionUNet", "RegressionUNetOutput", "ScanOutput", "ScanningModule"]

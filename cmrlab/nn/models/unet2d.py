@@ -57,7 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 
 __all__ = ["UNet2D", "mirror_pad", "overlap_tile_predict"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmrlab.errors import check_int
+from cmrlab.checks import check_int
 from cmrlab.nn.blocks import check_model_input
 
 __all__ = ["PAPER_PARAMETERS", "THESIS_PARAMETERS", "ShiftBatchNorm3d", "UNet3D"]

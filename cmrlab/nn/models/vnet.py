@@ -16,7 +16,8 @@ import numbers
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError, check_int
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
 __all__ = ["THESIS_PARAMETERS", "THESIS_PARAMETERS_LIGHT", "VNet", "vnet_light"]
