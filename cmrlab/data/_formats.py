@@ -15,7 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from cmrlab.data.io import PathLike, _atomic_write, load_nifti, save_nifti, spacing_from_affine
+from cmrlab.data.io import PathLike, load_nifti, save_nifti, spacing_from_affine
+from cmrlab.files import atomic_write
 from cmrlab.errors import ArgumentError, FileFormatError
 
 #: Tolerance (mm) when spacings and affines of an image and its labels are compared.
@@ -153,7 +154,7 @@ def as_labels(
 def write_text(path: Path, text: str) -> Path:
     """Write a UTF-8 text file atomically (Unix line ends, identical bytes for identical text)."""
     data = text.encode("utf-8")
-    return _atomic_write(path, path.suffix, lambda tmp: tmp.write_bytes(data))
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def read_text(path: Path) -> str:

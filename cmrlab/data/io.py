@@ -33,9 +33,8 @@ import difflib
 import gzip
 import math
 import os
-import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -46,7 +45,8 @@ import SimpleITK as sitk
 from nibabel.spatialimages import SpatialImage
 from pydicom.errors import InvalidDicomError
 
-from cmrlab.errors import ArgumentError, CmrlabError, FileFormatError
+from cmrlab.errors import ArgumentError, FileFormatError
+from cmrlab.files import atomic_write
 
 __all__ = [
     "load_nifti",
@@ -534,35 +534,6 @@ def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Im
 # ----------------------------------------------------------------------------------------------
 # Atomic writers
 # ----------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, suffix: str, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a hidden temporary path next to ``path``, then rename it to ``path``.
-
-    The temporary name keeps the extension (writers choose the format from it) and starts with a
-    dot, so dataset globs such as ``*.nii.gz`` never pick up a partial file. On any failure the
-    temporary file is removed and ``path`` is left as it was.
-    """
-    if path.is_dir():
-        raise FileFormatError(path, "is a folder: give the name of the file to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileFormatError(path, f"its folder cannot be created ({exc.strerror or exc})") from None
-    stem = path.name[: len(path.name) - len(suffix)]
-    tmp = path.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.partial{path.name[len(stem):]}")
-    try:
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-    except CmrlabError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - report every write failure the same way
-        raise FileFormatError(path, f"could not be written ({type(exc).__name__}: {exc})") from None
-    return path
-
-
 def _nifti_safe_array(array: np.ndarray) -> np.ndarray:
     """Bring an array to a data type NIfTI stores portably (bool → uint8, 64-bit ints → int32)."""
     if array.dtype == bool:
@@ -596,7 +567,7 @@ def save_nifti(
     created. Returns the path written.
     """
     path = _as_path(path)
-    suffix = _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_nifti")
+    _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_nifti")
     if isinstance(img_or_array, SpatialImage):
         if affine is not None:
             raise ArgumentError(
@@ -620,7 +591,7 @@ def save_nifti(
         matrix = np.eye(4) if affine is None else _as_affine(affine)
         img = nib.Nifti1Image(_nifti_safe_array(array), matrix)
         img.header.set_xyzt_units("mm", "sec")
-    return _atomic_write(path, suffix, lambda tmp: nib.save(img, os.fspath(tmp)))
+    return atomic_write(path, lambda tmp: nib.save(img, os.fspath(tmp)))
 
 
 def write_image(image: sitk.Image, path: PathLike, compress: bool = False) -> Path:
@@ -647,7 +618,7 @@ def write_image(image: sitk.Image, path: PathLike, compress: bool = False) -> Pa
         with _quiet_sitk():
             sitk.WriteImage(image, os.fspath(tmp), bool(compress))
 
-    return _atomic_write(path, suffix, write)
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from cmrlab.data._brain_formats import (
     visible,
     write_nifti,
 )
-from cmrlab.data.io import _atomic_write
+from cmrlab.files import atomic_write
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
@@ -329,7 +329,7 @@ def write_dataset_json(root: PathLike, metadata: Mapping[str, Any]) -> Path:
     except TypeError as exc:
         raise ArgumentError(f"metadata must hold JSON values only ({exc})") from None
     path = root / "dataset.json"
-    return _atomic_write(path, ".json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------------------

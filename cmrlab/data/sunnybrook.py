@@ -46,7 +46,8 @@ from skimage.draw import polygon2mask
 from skimage.measure import find_contours
 
 from cmrlab.data import _formats as fmt
-from cmrlab.data.io import PathLike, _atomic_write, read_dicom, spacing_from_affine
+from cmrlab.data.io import PathLike, read_dicom, spacing_from_affine
+from cmrlab.files import atomic_write
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
@@ -397,7 +398,7 @@ def write_case(
             ds.RescaleType = "US"
             ds.PixelData = np.ascontiguousarray(stored[:, :, z, t].T).tobytes()  # rows = Y
             path = series_dir / f"IM-0001-{number:04d}.dcm"
-            _atomic_write(path, ".dcm", lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True))
+            atomic_write(path, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True))
 
     contour_dir = _contour_dir(base, original_id)
     for z in range(n_z):

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmrlab.data.io import _atomic_write
+from cmrlab.files import atomic_write
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, ConfigError
 from cmrlab.train.checkpoint import save_checkpoint
@@ -131,8 +131,7 @@ class CSVLogger(Callback):
         for row in history:
             writer.writerow([_cell(row.get(n)) for n in names])
         data = text.getvalue()
-        return _atomic_write(self.path, self.path.suffix,
-                             lambda tmp: tmp.write_text(data, encoding="utf-8"))
+        return atomic_write(self.path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
 
 
 def _cell(value: Any) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from cmrlab.data.io import _atomic_write
+from cmrlab.files import atomic_write
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, FileFormatError
 
@@ -97,7 +97,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
 
-    return _atomic_write(path, path.suffix, write)
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:

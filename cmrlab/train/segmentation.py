@@ -80,7 +80,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from cmrlab.config import RunConfig, select_device, setup
 from cmrlab.data.acdc import LABELS, read_patient
 from cmrlab.data.datasets import get_dataset
-from cmrlab.data.io import _atomic_write, load_nifti
+from cmrlab.data.io import load_nifti
+from cmrlab.files import atomic_write
 from cmrlab.data.patches import PairedAugment, SliceWindowDataset, augmentation_plan
 from cmrlab.data.preprocess import preprocess_volume
 from cmrlab.errors import ArgumentError, CmrlabError, ConfigError, FileFormatError
@@ -397,7 +398,7 @@ class _RunTrainer(Trainer):
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, path.suffix, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -736,7 +737,7 @@ def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.getvalue()
-    return _atomic_write(path, path.suffix, lambda tmp: tmp.write_text(data, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -805,5 +806,5 @@ def predict_files(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathL
         stem, suffix = _nifti_name(path)  # type: ignore[misc]
         target = out_dir / f"{stem}_seg{suffix}"
         out_dir.mkdir(parents=True, exist_ok=True)
-        written.append(_atomic_write(target, suffix, lambda tmp, s=seg: nib.save(s, os.fspath(tmp))))
+        written.append(atomic_write(target, lambda tmp, s=seg: nib.save(s, os.fspath(tmp))))
     return written
