@@ -12,22 +12,16 @@ from typing import Any
 
 import torch
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import as_output as _as_output
-from cmrlab.physics.kspace import (
-    ArrayT,
-    DeviceLike,
-    _as_tensor,
-    _fftc,
-    _positive,
-    _positive_int,
-)
+from cmrlab.physics.constants import as_output, image_tensor
+from cmrlab.physics.kspace import ArrayT, DeviceLike, fftc
 
 __all__ = ["bias_field", "gibbs_ringing", "motion_artifact", "spike_artifact"]
 
 
 def _image(image: Any) -> tuple[torch.Tensor, bool]:
-    t, from_numpy = _as_tensor(image, "image")
+    t, from_numpy = image_tensor(image, "image")
     if t.ndim < 2:
         raise ArgumentError(f"image must have at least 2 dimensions (..., Ny, Nx), "
                             f"got shape {tuple(t.shape)}")
@@ -50,18 +44,18 @@ def gibbs_ringing(image: ArrayT, keep: int | tuple[int, int]) -> ArrayT:
     if isinstance(keep, (tuple, list)):
         if len(keep) != 2:
             raise ArgumentError(f"keep must be an integer or a (keep_y, keep_x) pair, got {keep!r}")
-        ky, kx = (_positive_int(v, "keep") for v in keep)
+        ky, kx = (check_int("keep", v) for v in keep)
     else:
-        ky = kx = _positive_int(keep, "keep")
+        ky = kx = check_int("keep", keep)
     if ky > ny or kx > nx:
         raise ArgumentError(f"keep={keep!r} exceeds the image shape {(ny, nx)}")
-    k = _fftc(t, (-2, -1), inverse=False)
+    k = fftc(t, (-2, -1), inverse=False)
     rows = torch.zeros(ny, dtype=torch.bool, device=t.device)
     cols = torch.zeros(nx, dtype=torch.bool, device=t.device)
     rows[ny // 2 - ky // 2: ny // 2 - ky // 2 + ky] = True
     cols[nx // 2 - kx // 2: nx // 2 - kx // 2 + kx] = True
     k = k * (rows[:, None] & cols[None, :])
-    return _as_output(_fftc(k, (-2, -1), inverse=True), from_numpy)
+    return as_output(fftc(k, (-2, -1), inverse=True), from_numpy)
 
 
 def motion_artifact(image: ArrayT, fraction: float = 0.2, max_shift: float = 4.0, *, seed: int = 0) -> ArrayT:
@@ -77,25 +71,21 @@ def motion_artifact(image: ArrayT, fraction: float = 0.2, max_shift: float = 4.0
     batch) share the same motion, as the coils of one scan do.
     """
     t, from_numpy = _image(image)
-    fraction = float(fraction)
-    if not math.isfinite(fraction) or not 0 <= fraction <= 1:
-        raise ArgumentError(f"fraction must be in [0, 1], got {fraction!r}")
-    max_shift = float(max_shift)
-    if not math.isfinite(max_shift) or max_shift < 0:
-        raise ArgumentError(f"max_shift must be a finite number >= 0, got {max_shift!r}")
+    fraction = check_number("fraction", fraction, 0, 1)
+    max_shift = check_number("max_shift", max_shift, 0)
     ny, nx = t.shape[-2:]
     n_lines = round(fraction * ny)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_int("seed", seed, None))
     lines = torch.randperm(ny, generator=gen)[:n_lines]
     shifts = (torch.rand(n_lines, 2, generator=gen, dtype=torch.float64) * 2 - 1) * max_shift
     ky = (lines.to(torch.float64) - ny // 2) / ny                          # (L,) cycles per pixel
     kx = (torch.arange(nx, dtype=torch.float64) - nx // 2) / nx            # (Nx,)
     ramp = torch.polar(torch.ones(n_lines, nx, dtype=torch.float64),
                        -2 * math.pi * (ky[:, None] * shifts[:, :1] + kx[None, :] * shifts[:, 1:]))
-    k = _fftc(t, (-2, -1), inverse=False)
+    k = fftc(t, (-2, -1), inverse=False)
     phase = torch.ones(ny, nx, dtype=k.dtype, device=k.device)
     phase[lines.to(k.device)] = ramp.to(device=k.device, dtype=k.dtype)
-    return _as_output(_fftc(k * phase, (-2, -1), inverse=True), from_numpy)
+    return as_output(fftc(k * phase, (-2, -1), inverse=True), from_numpy)
 
 
 def spike_artifact(image: ArrayT, position: tuple[int, int], amplitude: float = 1.0,
@@ -116,21 +106,17 @@ def spike_artifact(image: ArrayT, position: tuple[int, int], amplitude: float = 
     ny, nx = t.shape[-2:]
     if not isinstance(position, (tuple, list)) or len(position) != 2:
         raise ArgumentError(f"position must be a (k_y, k_x) pair of integers, got {position!r}")
-    py, px = position
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in (py, px)):
-        raise ArgumentError(f"position must be a (k_y, k_x) pair of integers, got {position!r}")
+    py, px = (check_int("position", v, None) for v in position)
     iy, ix = ny // 2 + py, nx // 2 + px
     if not (0 <= iy < ny and 0 <= ix < nx):
         raise ArgumentError(f"position {position!r} lies outside k-space of shape {(ny, nx)}")
-    amplitude = _positive(amplitude, "amplitude")
-    phase = float(phase)
-    if not math.isfinite(phase):
-        raise ArgumentError(f"phase must be finite, got {phase!r}")
-    k = _fftc(t, (-2, -1), inverse=False)
+    amplitude = check_number("amplitude", amplitude, 0, low_open=True)
+    phase = check_number("phase", phase)
+    k = fftc(t, (-2, -1), inverse=False)
     peak = k.abs().amax(dim=(-2, -1))                                     # one spike size per image
     spike = torch.zeros_like(k)
     spike[..., iy, ix] = amplitude * peak * complex(math.cos(phase), math.sin(phase))
-    return _as_output(_fftc(k + spike, (-2, -1), inverse=True), from_numpy)
+    return as_output(fftc(k + spike, (-2, -1), inverse=True), from_numpy)
 
 
 def bias_field(shape: tuple[int, ...], *, order: int = 3, strength: float = 0.2, seed: int = 0,
@@ -148,14 +134,14 @@ def bias_field(shape: tuple[int, ...], *, order: int = 3, strength: float = 0.2,
     """
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) not in (2, 3):
         raise ArgumentError(f"shape must be (Ny, Nx) or (Nz, Ny, Nx), got {shape!r}")
-    dims = [_positive_int(n, "shape", minimum=2) for n in shape]
-    order = _positive_int(order, "order")
-    strength = _positive(strength, "strength")
+    dims = [check_int("shape", n, 2) for n in shape]
+    order = check_int("order", order)
+    strength = check_number("strength", strength, 0, low_open=True)
     if dtype not in (torch.float32, torch.float64):
         raise ArgumentError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     axes = torch.meshgrid(*[torch.linspace(-1, 1, n, dtype=torch.float64) for n in dims], indexing="ij")
     powers = [p for p in _monomials(len(dims), order) if sum(p) > 0]
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_int("seed", seed, None))
     coef = torch.randn(len(powers), generator=gen, dtype=torch.float64)
     poly = torch.zeros(dims, dtype=torch.float64)
     for c, p in zip(coef, powers):

@@ -12,18 +12,10 @@ from typing import Any
 
 import torch
 
+from cmrlab.checks import check_int, check_int_tuple, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import as_output as _as_output
-from cmrlab.physics.kspace import (
-    ArrayT,
-    DeviceLike,
-    _as_tensor,
-    _complex_dtype,
-    _fftc,
-    _positive,
-    _positive_int,
-    _shape2d,
-)
+from cmrlab.physics.constants import as_output, complex_dtype, image_tensor
+from cmrlab.physics.kspace import ArrayT, DeviceLike, fftc
 
 __all__ = ["coil_combine_rss", "coil_sensitivities", "sense_combine", "sense_unfold"]
 
@@ -55,16 +47,12 @@ def coil_sensitivities(shape: tuple[int, int], n_coils: int = 8, *, coil_radius:
     RSS is 1, showing the brighter periphery of an array without intensity correction.
     Returns ``(n_coils, Ny, Nx)`` complex maps.
     """
-    ny, nx = _shape2d(shape)
-    n_coils = _positive_int(n_coils, "n_coils")
-    coil_radius = _positive(coil_radius, "coil_radius")
-    if coil_radius <= math.sqrt(2):
-        raise ArgumentError(f"coil_radius must exceed sqrt(2) (coils outside the FOV), "
-                            f"got {coil_radius!r}")
-    coil_width = _positive(coil_width, "coil_width")
-    start_angle = float(start_angle)
-    if not math.isfinite(start_angle):
-        raise ArgumentError(f"start_angle must be finite, got {start_angle!r}")
+    ny, nx = check_int_tuple("shape (Ny, Nx)", shape, length=2)
+    n_coils = check_int("n_coils", n_coils)
+    coil_radius = check_number("coil_radius (in half-FOVs: the coils lie outside the FOV)", coil_radius,
+                               math.sqrt(2), low_open=True)
+    coil_width = check_number("coil_width", coil_width, 0, low_open=True)
+    start_angle = check_number("start_angle", start_angle)
     if dtype not in (torch.complex64, torch.complex128):
         raise ArgumentError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
 
@@ -94,9 +82,9 @@ def coil_combine_rss(coil_images: ArrayT, coil_dim: int = -3) -> ArrayT:
     Needs no sensitivity maps; the result is the magnitude image weighted by ``sqrt(Σ|S_c|²)``
     (uniform for unit-norm maps). Returns a real array.
     """
-    t, from_numpy = _as_tensor(coil_images, "coil_images")
+    t, from_numpy = image_tensor(coil_images, "coil_images")
     dim = _coil_axis(t, coil_dim, "coil_images")
-    return _as_output((t * t.conj()).real.sum(dim).sqrt(), from_numpy)  # avoids |x|'s slow hypot
+    return as_output((t * t.conj()).real.sum(dim).sqrt(), from_numpy)  # avoids |x|'s slow hypot
 
 
 def sense_combine(coil_images: ArrayT, maps: Any, coil_dim: int = -3) -> ArrayT:
@@ -106,8 +94,8 @@ def sense_combine(coil_images: ArrayT, maps: Any, coil_dim: int = -3) -> ArrayT:
     complex-valued (keeps the object's phase), and optimal in SNR for white, uncorrelated coil
     noise. Pixels where every map is 0 give 0. ``maps`` must broadcast against ``coil_images``.
     """
-    t, from_numpy = _as_tensor(coil_images, "coil_images")
-    s, _ = _as_tensor(maps, "maps")
+    t, from_numpy = image_tensor(coil_images, "coil_images")
+    s, _ = image_tensor(maps, "maps")
     s = s.to(t.device)
     try:
         torch.broadcast_shapes(t.shape, s.shape)
@@ -118,7 +106,7 @@ def sense_combine(coil_images: ArrayT, maps: Any, coil_dim: int = -3) -> ArrayT:
     num = (s.conj() * t).sum(dim)
     den = s.abs().square().sum(dim)
     out = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))
-    return _as_output(out, from_numpy)
+    return as_output(out, from_numpy)
 
 
 def sense_unfold(kspace: ArrayT, maps: Any, R: int, *, offset: int = 0,
@@ -137,11 +125,10 @@ def sense_unfold(kspace: ArrayT, maps: Any, R: int, *, offset: int = 0,
     ``ρ = (EᴴE + λI)⁻¹ Eᴴ x``. Without noise and with exact maps the image is recovered exactly.
     ``Ny`` must be a multiple of ``R``. Returns the complex image ``(..., Ny, Nx)``.
     """
-    k, from_numpy = _as_tensor(kspace, "kspace")
-    s, _ = _as_tensor(maps, "maps")
-    s = s.to(device=k.device, dtype=_complex_dtype(k))
-    if isinstance(R, bool) or not isinstance(R, int) or R < 1:
-        raise ArgumentError(f"R must be an integer >= 1, got {R!r}")
+    k, from_numpy = image_tensor(kspace, "kspace")
+    s, _ = image_tensor(maps, "maps")
+    s = s.to(device=k.device, dtype=complex_dtype(k))
+    R = check_int("R", R)
     if k.ndim < 3:
         raise ArgumentError(f"kspace must be (..., coils, Ny, Nx), got shape {tuple(k.shape)}")
     if s.shape != k.shape[-3:]:
@@ -152,13 +139,10 @@ def sense_unfold(kspace: ArrayT, maps: Any, R: int, *, offset: int = 0,
         raise ArgumentError(f"Ny={ny} must be a multiple of R={R}")
     if n_coils < R:
         raise ArgumentError(f"R={R} needs at least R coils, got {n_coils}")
-    if not isinstance(offset, int) or not 0 <= offset < R:
-        raise ArgumentError(f"offset must be an integer in [0, R), got {offset!r}")
-    lam = float(regularization)
-    if not math.isfinite(lam) or lam < 0:
-        raise ArgumentError(f"regularization must be a finite number >= 0, got {regularization!r}")
+    offset = check_int("offset", offset, 0, R - 1)
+    lam = check_number("regularization", regularization, 0)
 
-    x = _fftc(k, (-2, -1), inverse=True)[..., : ny // R, :]                # (..., C, Ny/R, Nx)
+    x = fftc(k, (-2, -1), inverse=True)[..., : ny // R, :]                # (..., C, Ny/R, Nx)
     step = ny // R
     r_index = torch.arange(R, dtype=torch.float64)
     weights = torch.polar(torch.ones(R, dtype=torch.float64), -2 * math.pi * r_index * offset / R)
@@ -171,4 +155,4 @@ def sense_unfold(kspace: ArrayT, maps: Any, R: int, *, offset: int = 0,
     rhs = eh @ x.movedim(-3, -1).unsqueeze(-1)                             # (..., Ny/R, Nx, R, 1)
     rho = torch.linalg.solve(gram, rhs).squeeze(-1)                        # (..., Ny/R, Nx, R)
     out = torch.cat([rho[..., r] for r in range(R)], dim=-2)                # (..., Ny, Nx)
-    return _as_output(out, from_numpy)
+    return as_output(out, from_numpy)

@@ -42,9 +42,13 @@ __all__ = [
     "as_output",
     "as_tensors",
     "check_finite",
+    "check_no_nan",
     "check_nonnegative",
     "check_positive",
+    "complex_dtype",
+    "image_tensor",
     "larmor_frequency",
+    "real_dtype",
 ]
 
 #: Proton gyromagnetic ratio over 2π, γ/2π, in Hz/T (CODATA 2018: 42.577 478 518 MHz/T).
@@ -113,6 +117,49 @@ def as_output(t: torch.Tensor, numpy_out: bool) -> Any:
         return t
     a = t.detach().cpu().numpy()
     return a[()] if a.ndim == 0 else a
+
+
+def image_tensor(x: Any, name: str) -> tuple[torch.Tensor, bool]:
+    """An image or k-space as a tensor, and whether it came from NumPy: ``(tensor, from_numpy)``.
+
+    The input convention of the k-space, coil, noise and artifact modules: a torch tensor is used
+    as it is (device and precision kept); a NumPy array, NumPy scalar or nested list becomes a
+    tensor sharing its precision (real or complex). Integers and booleans become the default
+    float type. Anything else, or an array of Python objects, is an :class:`ArgumentError`.
+    """
+    if isinstance(x, torch.Tensor):
+        t, from_numpy = x, False
+    else:
+        numeric = (np.ndarray, np.generic, list, tuple, int, float, complex)
+        if not isinstance(x, numeric) or isinstance(x, bool):
+            raise ArgumentError(f"{name} must be a torch.Tensor or a numpy array, got {type(x).__name__}")
+        a = np.asarray(x)
+        if a.dtype == object:
+            raise ArgumentError(f"{name} must hold numbers, got an array of Python objects")
+        if not a.dtype.isnative:  # e.g. big-endian data read from a file
+            a = a.astype(a.dtype.newbyteorder("="))
+        if not a.flags.writeable:
+            a = a.copy()
+        t, from_numpy = torch.from_numpy(np.ascontiguousarray(a)), True
+    if not (t.is_floating_point() or t.is_complex()):
+        t = t.to(torch.get_default_dtype())
+    return t, from_numpy
+
+
+def complex_dtype(t: torch.Tensor) -> torch.dtype:
+    """The complex dtype with the precision of ``t`` (float64/complex128 → complex128, else complex64)."""
+    return torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64
+
+
+def real_dtype(t: torch.Tensor) -> torch.dtype:
+    """The real dtype with the precision of ``t`` (float64/complex128 → float64, else float32)."""
+    return torch.float64 if t.dtype in (torch.float64, torch.complex128) else torch.float32
+
+
+def check_no_nan(t: torch.Tensor, name: str) -> None:
+    """Raise :class:`ArgumentError` if ``t`` (real or complex) holds a NaN; infinities pass."""
+    if torch.isnan(t).any():
+        raise ArgumentError(f"{name} contains NaN")
 
 
 def check_positive(t: torch.Tensor, name: str, *, allow_inf: bool = False) -> None:

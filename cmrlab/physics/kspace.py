@@ -23,6 +23,7 @@ white complex Gaussian noise keeps its standard deviation from k-space to image 
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,8 +32,15 @@ from typing import Any, Callable, TypeVar, Union
 import numpy as np
 import torch
 
+from cmrlab.checks import check_int, check_int_tuple, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import as_output as _as_output
+from cmrlab.physics.constants import (
+    as_output,
+    check_no_nan,
+    complex_dtype,
+    image_tensor,
+    real_dtype,
+)
 
 __all__ = [
     "Ellipse",
@@ -41,6 +49,7 @@ __all__ = [
     "ellipse_kspace",
     "fft2c",
     "fft3c",
+    "fftc",
     "homodyne_recon",
     "ifft2c",
     "ifft3c",
@@ -60,75 +69,20 @@ DeviceLike = Union[str, torch.device, None]
 
 
 # --------------------------------------------------------------------------------------------
-# Shared helpers (also used by coils.py, noise.py and artifacts.py)
+# Argument helpers of this module
 # --------------------------------------------------------------------------------------------
-def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, bool]:
-    """Return ``(tensor, came_from_numpy)``; integers and booleans become the default float type."""
-    if isinstance(x, torch.Tensor):
-        t, from_numpy = x, False
-    else:
-        numeric = (np.ndarray, np.generic, list, tuple, int, float, complex)
-        if not isinstance(x, numeric) or isinstance(x, bool):
-            raise ArgumentError(f"{name} must be a torch.Tensor or a numpy array, got {type(x).__name__}")
-        a = np.asarray(x)
-        if a.dtype == object:
-            raise ArgumentError(f"{name} must hold numbers, got an array of Python objects")
-        if not a.dtype.isnative:  # e.g. big-endian data read from a file
-            a = a.astype(a.dtype.newbyteorder("="))
-        if not a.flags.writeable:
-            a = a.copy()
-        t, from_numpy = torch.from_numpy(np.ascontiguousarray(a)), True
-    if not (t.is_floating_point() or t.is_complex()):
-        t = t.to(torch.get_default_dtype())
-    return t, from_numpy
+_positive_number = functools.partial(check_number, minimum=0.0, low_open=True)
 
 
-def _complex_dtype(t: torch.Tensor) -> torch.dtype:
-    """The complex dtype with the precision of ``t`` (float64/complex128 → complex128, else complex64)."""
-    return torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64
-
-
-def _real_dtype(t: torch.Tensor) -> torch.dtype:
-    return torch.float64 if t.dtype in (torch.float64, torch.complex128) else torch.float32
-
-
-def _check_no_nan(t: torch.Tensor, name: str) -> None:
-    if torch.isnan(t).any():
-        raise ArgumentError(f"{name} contains NaN")
-
-
-def _positive(value: Any, name: str) -> float:
-    """``value`` as a float, or an ArgumentError if it is not a finite number > 0."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ArgumentError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
-
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _pair(value: Any, name: str, convert: Callable[[Any, str], Any]) -> tuple:
-    """A scalar or a pair → a ``(y, x)`` pair, each converted with ``convert(v, name)``."""
+def _pair(value: Any, name: str, convert: Callable[[str, Any], Any]) -> tuple:
+    """A scalar or a pair → a ``(y, x)`` pair, each converted with ``convert(name, v)``."""
     if isinstance(value, (tuple, list, np.ndarray, torch.Tensor)):
         items = list(value)
         if len(items) != 2:
             raise ArgumentError(f"{name} must be a number or a (y, x) pair, got {value!r}")
-        return tuple(convert(v, name) for v in items)
-    v = convert(value, name)
+        return tuple(convert(name, v) for v in items)
+    v = convert(name, value)
     return (v, v)
-
-
-def _shape2d(shape: Any, name: str = "shape") -> tuple[int, int]:
-    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 2:
-        raise ArgumentError(f"{name} must be (n_phase, n_read), got {shape!r}")
-    return (_positive_int(shape[0], name), _positive_int(shape[1], name))
 
 
 def _centred_positions(n: int, step: float, *, device: DeviceLike = None,
@@ -150,7 +104,7 @@ def _centring(n: int, inverse: bool, like: torch.Tensor) -> tuple[torch.Tensor, 
     ``roll`` copies of ``ifftshift``/``fftshift``, which also slow down on the strided output of a
     transform along a non-last axis.
     """
-    rdt = _real_dtype(like)
+    rdt = real_dtype(like)
     j = torch.arange(n, device=like.device, dtype=torch.float64)
     c = n // 2
     if n % 2 == 0:
@@ -160,7 +114,7 @@ def _centring(n: int, inverse: bool, like: torch.Tensor) -> tuple[torch.Tensor, 
     ones = torch.ones_like(j)
     pre = torch.polar(ones, -s * 2 * math.pi * c * j / n)
     post = torch.polar(ones, s * 2 * math.pi * (c * c - c * j) / n)
-    cdt = _complex_dtype(like)
+    cdt = complex_dtype(like)
     return pre.to(cdt), post.to(cdt)
 
 
@@ -180,11 +134,13 @@ def _centring_nd(shape: Sequence[int], dims: tuple[int, ...], inverse: bool,
     return pre, post
 
 
-def _fftc(x: torch.Tensor, dims: tuple[int, ...], inverse: bool,
-          weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Centred orthonormal FFT over ``dims``: ``fftshift(fft(ifftshift(x)))``, via modulation.
+def fftc(x: torch.Tensor, dims: tuple[int, ...], inverse: bool = False,
+         weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Centred orthonormal FFT of a tensor over ``dims`` (inverse if asked), via modulation.
 
-    ``weight`` (e.g. a sampling mask) multiplies ``x`` first, folded into the pre-factor so that
+    The tensor-level transform behind :func:`fft2c` and friends, for code that already holds a
+    complex or real tensor (coils, noise, artifacts): ``fftshift(fft(ifftshift(x)))`` along
+    ``dims``, orthonormal, on ``x``'s device and precision. ``weight`` (e.g. a sampling mask) multiplies ``x`` first, folded into the pre-factor so that
     it costs no extra pass over ``x``.
     """
     pre, post = _centring_nd(x.shape, dims, inverse, x)
@@ -195,10 +151,10 @@ def _fftc(x: torch.Tensor, dims: tuple[int, ...], inverse: bool,
 
 
 def _fftc_public(x: Any, ndim: int, inverse: bool) -> Array:
-    t, from_numpy = _as_tensor(x, "x")
+    t, from_numpy = image_tensor(x, "x")
     if t.ndim < ndim:
         raise ArgumentError(f"x must have at least {ndim} dimensions, got shape {tuple(t.shape)}")
-    return _as_output(_fftc(t, tuple(range(-ndim, 0)), inverse), from_numpy)
+    return as_output(fftc(t, tuple(range(-ndim, 0)), inverse), from_numpy)
 
 
 def fft2c(x: ArrayT) -> ArrayT:
@@ -269,7 +225,7 @@ def shepp_logan_ellipses(size: float = 2.0) -> list[Ellipse]:
     The classic table spans [-1, 1] (``size = 2``); everything is scaled by ``size / 2``.
     Intensities are the modified (higher-contrast) ones of Toft (1996): skull 1, brain 0.2, …
     """
-    s = _positive(size, "size") / 2.0
+    s = check_number("size", size, 0, low_open=True) / 2.0
     return [Ellipse(intensity=a, axes=(s * ax, s * bx), centre=(s * x0, s * y0), angle=ang)
             for a, ax, bx, x0, y0, ang in _SHEPP_LOGAN]
 
@@ -288,14 +244,14 @@ def ellipse_kspace(ellipses: Sequence[Ellipse], kx: Any, ky: Any) -> torch.Tenso
     """
     if len(ellipses) == 0:
         raise ArgumentError("ellipses must contain at least one Ellipse")
-    kx_t, _ = _as_tensor(kx, "kx")
-    ky_t, _ = _as_tensor(ky, "ky")
+    kx_t, _ = image_tensor(kx, "kx")
+    ky_t, _ = image_tensor(ky, "ky")
     kx_t, ky_t = torch.broadcast_tensors(kx_t.to(torch.float64), ky_t.to(torch.float64).to(kx_t.device))
     out = torch.zeros(kx_t.shape, dtype=torch.complex128, device=kx_t.device)
     for e in ellipses:
         if not isinstance(e, Ellipse):
             raise ArgumentError(f"ellipses must hold Ellipse objects, got {type(e).__name__}")
-        a, b = (_positive(v, "Ellipse.axes") for v in e.axes)
+        a, b = (check_number("Ellipse.axes", v, 0, low_open=True) for v in e.axes)
         x0, y0 = (float(v) for v in e.centre)
         amp = complex(e.intensity)
         if not all(math.isfinite(v) for v in (x0, y0, float(e.angle), amp.real, amp.imag)):
@@ -369,20 +325,20 @@ def sample_object(obj: Sequence[Ellipse] | Array, fov: float | tuple[float, floa
         complex64 or complex128, and the device, of the result for an ellipse object. A grid
         object's result follows the grid's precision and device, and numpy in gives numpy out.
     """
-    fy, fx = _pair(fov, "fov", _positive)
-    ny, nx = _pair(matrix, "matrix", _positive_int)
+    fy, fx = _pair(fov, "fov", _positive_number)
+    ny, nx = _pair(matrix, "matrix", check_int)
     if dtype not in (torch.complex64, torch.complex128):
         raise ArgumentError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
     dky, dkx = 1.0 / fy, 1.0 / fx
 
     if isinstance(obj, (np.ndarray, torch.Tensor)):
-        f, from_numpy = _as_tensor(obj, "obj")
+        f, from_numpy = image_tensor(obj, "obj")
         if f.ndim < 2:
             raise ArgumentError(f"obj must be an image (..., H, W), got shape {tuple(f.shape)}")
-        _check_no_nan(f, "obj")
+        check_no_nan(f, "obj")
         if object_fov is None:
             raise ArgumentError("object_fov is required when obj is an image grid")
-        oy, ox = _pair(object_fov, "object_fov", _positive)
+        oy, ox = _pair(object_fov, "object_fov", _positive_number)
         h, w = f.shape[-2:]
         dy_obj, dx_obj = oy / h, ox / w
         for n_, fov_, d_, axis in ((ny, fy, dy_obj, "y"), (nx, fx, dx_obj, "x")):
@@ -390,8 +346,8 @@ def sample_object(obj: Sequence[Ellipse] | Array, fov: float | tuple[float, floa
                 raise ArgumentError(
                     f"matrix asks for pixels of {fov_ / n_:g} along {axis}, finer than the object grid's "
                     f"{d_:g}; use a finer object grid or a smaller matrix")
-        cdt = _complex_dtype(f)
-        rdt = _real_dtype(f)
+        cdt = complex_dtype(f)
+        rdt = real_dtype(f)
         dev = f.device
         ky = _centred_positions(ny, dky, device=dev)
         kx = _centred_positions(nx, dkx, device=dev)
@@ -412,11 +368,11 @@ def sample_object(obj: Sequence[Ellipse] | Array, fov: float | tuple[float, floa
         rdt = torch.float64 if dtype == torch.complex128 else torch.float32
 
     kspace = k_cont * (dky * dkx * math.sqrt(ny * nx))
-    image = _fftc(kspace, (-2, -1), inverse=True)
+    image = fftc(kspace, (-2, -1), inverse=True)
     y = _centred_positions(ny, fy / ny, device=kspace.device, dtype=rdt)
     x = _centred_positions(nx, fx / nx, device=kspace.device, dtype=rdt)
-    return SampledImage(image=_as_output(image, from_numpy), kspace=_as_output(kspace, from_numpy),
-                        x=_as_output(x, from_numpy), y=_as_output(y, from_numpy),
+    return SampledImage(image=as_output(image, from_numpy), kspace=as_output(kspace, from_numpy),
+                        x=as_output(x, from_numpy), y=as_output(y, from_numpy),
                         spacing=(fy / ny, fx / nx), fov=(fy, fx))
 
 
@@ -443,8 +399,8 @@ def partial_fourier_mask(shape: tuple[int, int], fraction: float, *,
     skipped, which shortens the scan by that fraction. Returns a boolean mask of ``shape =
     (n_phase, n_read)``. ``fraction`` must be in (0.5, 1]; typical values are 5/8, 6/8, 7/8.
     """
-    n_phase, n_read = _shape2d(shape)
-    fraction = _positive(fraction, "fraction")
+    n_phase, n_read = check_int_tuple("shape (n_phase, n_read)", shape, length=2)
+    fraction = check_number("fraction", fraction, 0, low_open=True)
     if not 0.5 < fraction <= 1.0:
         raise ArgumentError(f"fraction must be in (0.5, 1], got {fraction!r}")
     n_acq = min(n_phase, math.ceil(fraction * n_phase - 1e-9))
@@ -466,13 +422,12 @@ def uniform_mask(shape: tuple[int, int], R: int, acs_lines: int = 0, *, offset: 
     dividing ``n_phase`` the acceleration is exactly ``R``; the ACS lines lower it a little
     (see :func:`mask_acceleration`). Returns a boolean mask of ``shape = (n_phase, n_read)``.
     """
-    n_phase, n_read = _shape2d(shape)
-    if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or R < 1:
-        raise ArgumentError(f"R must be an integer >= 1 for a uniform mask, got {R!r}")
-    acs_lines = _positive_int(acs_lines, "acs_lines", minimum=0)
+    n_phase, n_read = check_int_tuple("shape (n_phase, n_read)", shape, length=2)
+    R = check_int("R", R)
+    acs_lines = check_int("acs_lines", acs_lines, 0)
     if acs_lines > n_phase:
         raise ArgumentError(f"acs_lines={acs_lines} exceeds n_phase={n_phase}")
-    offset = _positive_int(offset, "offset", minimum=0)
+    offset = check_int("offset", offset, 0)
     if offset >= R:
         raise ArgumentError(f"offset must be in [0, R), got {offset} with R={R}")
     idx = torch.arange(n_phase, device=device)
@@ -490,14 +445,12 @@ def variable_density_mask(shape: tuple[int, int], R: float, acs_lines: int = 0, 
     generator seeded with ``seed``, so the mask is the same on every device.
     Returns a boolean mask of ``shape = (n_phase, n_read)``.
     """
-    n_phase, n_read = _shape2d(shape)
-    R = _positive(R, "R")
+    n_phase, n_read = check_int_tuple("shape (n_phase, n_read)", shape, length=2)
+    R = check_number("R", R, 0, low_open=True)
     if R < 1:
         raise ArgumentError(f"R must be >= 1, got {R!r}")
-    acs_lines = _positive_int(acs_lines, "acs_lines", minimum=0)
-    power = float(power)
-    if not math.isfinite(power) or power < 0:
-        raise ArgumentError(f"power must be a finite number >= 0, got {power!r}")
+    acs_lines = check_int("acs_lines", acs_lines, 0)
+    power = check_number("power", power, 0)
     n_keep = max(1, round(n_phase / R))
     if acs_lines > n_keep:
         raise ArgumentError(f"acs_lines={acs_lines} is more than the {n_keep} lines allowed by R={R:g} "
@@ -515,7 +468,7 @@ def variable_density_mask(shape: tuple[int, int], R: float, acs_lines: int = 0, 
 
 def mask_acceleration(mask: Any) -> float:
     """Acceleration factor of a sampling mask: number of samples / number of samples kept."""
-    m, _ = _as_tensor(mask, "mask")
+    m, _ = image_tensor(mask, "mask")
     kept = float((m != 0).sum())
     if kept == 0:
         raise ArgumentError("mask keeps no sample")
@@ -529,24 +482,24 @@ def apply_mask(kspace: ArrayT, mask: Any) -> ArrayT:
     must broadcast against them (e.g. ``(Ny, Nx)`` or ``(Ny, 1)`` for ``(coils, Ny, Nx)``
     k-space), else an ArgumentError names ``mask``.
     """
-    k, from_numpy = _as_tensor(kspace, "kspace")
+    k, from_numpy = image_tensor(kspace, "kspace")
     m = _mask_for(mask, k)
-    return _as_output(k * m, from_numpy)
+    return as_output(k * m, from_numpy)
 
 
 def _mask_for(mask: Any, k: torch.Tensor) -> torch.Tensor:
-    m, _ = _as_tensor(mask, "mask") if not isinstance(mask, torch.Tensor) else (mask, False)
+    m, _ = image_tensor(mask, "mask") if not isinstance(mask, torch.Tensor) else (mask, False)
     if m.ndim > k.ndim or any(ms not in (1, ks) for ms, ks in zip(m.shape[::-1], k.shape[::-1])):
         raise ArgumentError(f"mask shape {tuple(m.shape)} does not match kspace shape {tuple(k.shape)}")
     if m.dtype != torch.bool:
-        _check_no_nan(m, "mask")
+        check_no_nan(m, "mask")
     return m.to(k.device)
 
 
 def zero_filled_recon(kspace: ArrayT, mask: Any) -> ArrayT:
     """Zero-filled reconstruction: the inverse FFT of k-space with the missing samples set to 0."""
-    k, from_numpy = _as_tensor(kspace, "kspace")
-    return _as_output(_fftc(k, (-2, -1), inverse=True, weight=_mask_for(mask, k)), from_numpy)
+    k, from_numpy = image_tensor(kspace, "kspace")
+    return as_output(fftc(k, (-2, -1), inverse=True, weight=_mask_for(mask, k)), from_numpy)
 
 
 def homodyne_recon(kspace: ArrayT, mask: Any) -> ArrayT:
@@ -569,7 +522,7 @@ def homodyne_recon(kspace: ArrayT, mask: Any) -> ArrayT:
     k-space centre and at least one overscan line (as :func:`partial_fourier_mask` makes). Works
     on ``(..., Ny, Nx)`` k-space; the magnitude ``|result| = |ρ|`` is the image to look at.
     """
-    k, from_numpy = _as_tensor(kspace, "kspace")
+    k, from_numpy = image_tensor(kspace, "kspace")
     if k.ndim < 2:
         raise ArgumentError(f"kspace must have at least 2 dimensions, got shape {tuple(k.shape)}")
     mm = _mask_for(mask, k) != 0
@@ -593,12 +546,12 @@ def homodyne_recon(kspace: ArrayT, mask: Any) -> ArrayT:
     n_neg, n_pos = c - lo, hi - 1 - c  # acquired lines below and above the centre
     band = min(n_neg, n_pos)
     if n_neg == n_pos or hi - lo == ny:  # symmetric or complete: nothing to fill in
-        return _as_output(_fftc(k, (-2, -1), inverse=True, weight=mm), from_numpy)
+        return as_output(fftc(k, (-2, -1), inverse=True, weight=mm), from_numpy)
     if band < 1:
         raise ArgumentError("mask must keep at least one overscan line past the k-space centre "
                             "for homodyne_recon")
 
-    rdt = _real_dtype(k)
+    rdt = real_dtype(k)
     ky = torch.arange(ny, device=k.device, dtype=rdt) - c
     side = -1.0 if n_neg > n_pos else 1.0  # the side with the extra, one-sided lines
     in_band = ky.abs() <= band
@@ -616,7 +569,7 @@ def homodyne_recon(kspace: ArrayT, mask: Any) -> ArrayT:
     dot = (full * lowres.conj()).real
     power = (lowres * lowres.conj()).real
     scale = dot / power.clamp_min(torch.finfo(power.dtype).tiny)
-    return _as_output(lowres * (scale * post), from_numpy)
+    return as_output(lowres * (scale * post), from_numpy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,12 +588,12 @@ def scan_time(TR: float, n_phase: int, nex: int = 1, *, n_partitions: int = 1, e
     ``acceleration`` the effective undersampling ``R`` (parallel imaging and/or partial Fourier,
     e.g. ``mask_acceleration(mask)``). Example: TR = 500 ms, 256 lines, NEX = 2 → 256 000 ms.
     """
-    TR = _positive(TR, "TR")
-    n_phase = _positive_int(n_phase, "n_phase")
-    nex = _positive_int(nex, "nex")
-    n_partitions = _positive_int(n_partitions, "n_partitions")
-    echo_train_length = _positive_int(echo_train_length, "echo_train_length")
-    acceleration = _positive(acceleration, "acceleration")
+    TR = check_number("TR", TR, 0, low_open=True)
+    n_phase = check_int("n_phase", n_phase)
+    nex = check_int("nex", nex)
+    n_partitions = check_int("n_partitions", n_partitions)
+    echo_train_length = check_int("echo_train_length", echo_train_length)
+    acceleration = check_number("acceleration", acceleration, 0, low_open=True)
     if acceleration < 1:
         raise ArgumentError(f"acceleration must be >= 1, got {acceleration!r}")
     return TR * n_phase * n_partitions * nex / (echo_train_length * acceleration)

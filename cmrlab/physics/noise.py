@@ -22,17 +22,10 @@ from typing import Any
 
 import torch
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import as_output as _as_output
-from cmrlab.physics.kspace import (
-    Array,
-    ArrayT,
-    _as_tensor,
-    _check_no_nan,
-    _complex_dtype,
-    _positive,
-    _positive_int,
-)
+from cmrlab.physics.constants import as_output, check_no_nan, complex_dtype, image_tensor
+from cmrlab.physics.kspace import Array, ArrayT
 
 __all__ = [
     "RAYLEIGH_MEAN_FACTOR",
@@ -57,13 +50,11 @@ def _generator(seed: int | None, generator: torch.Generator | None,
         return generator
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ArgumentError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator(device=device).manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(check_int("seed", seed, None))
 
 
 def _bool_mask(mask: Any, like: torch.Tensor, name: str) -> torch.Tensor:
-    m, _ = _as_tensor(mask, name) if not isinstance(mask, torch.Tensor) else (mask, False)
+    m, _ = image_tensor(mask, name) if not isinstance(mask, torch.Tensor) else (mask, False)
     if tuple(m.shape) != tuple(like.shape):
         raise ArgumentError(f"{name} shape {tuple(m.shape)} must equal the image shape {tuple(like.shape)}")
     m = m.to(like.device) != 0
@@ -78,9 +69,9 @@ def snr_to_sigma(reference: Any, snr: float, signal_mask: Any = None) -> float:
     ``σ = mean(|reference|[signal_mask]) / snr`` (the whole array when ``signal_mask`` is None).
     ``reference`` is the noise-free image, e.g. the combined image of a coil array.
     """
-    snr = _positive(snr, "snr")
-    ref, _ = _as_tensor(reference, "reference")
-    _check_no_nan(ref, "reference")
+    snr = check_number("snr", snr, 0, low_open=True)
+    ref, _ = image_tensor(reference, "reference")
+    check_no_nan(ref, "reference")
     mag = ref.abs()
     if signal_mask is not None:
         mag = mag[_bool_mask(signal_mask, ref, "signal_mask")]
@@ -99,18 +90,13 @@ def add_noise(x: ArrayT, sigma: float, *, seed: int | None = None,
     on ``x``'s device is created); or pass your own ``generator``; neither uses torch's global RNG.
     ``sigma = 0`` returns a complex copy of ``x``.
     """
-    t, from_numpy = _as_tensor(x, "x")
-    try:
-        s = float(sigma)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"sigma must be a number, got {sigma!r}") from None
-    if not math.isfinite(s) or s < 0:
-        raise ArgumentError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    t, from_numpy = image_tensor(x, "x")
+    s = check_number("sigma", sigma, 0)
     gen = _generator(seed, generator, t.device)
-    cdt = _complex_dtype(t)
+    cdt = complex_dtype(t)
     # torch's complex randn has variance 1/2 per channel, hence the √2.
     noise = torch.randn(t.shape, dtype=cdt, device=t.device, generator=gen)
-    return _as_output(torch.add(t.to(cdt), noise, alpha=s * math.sqrt(2.0)), from_numpy)
+    return as_output(torch.add(t.to(cdt), noise, alpha=s * math.sqrt(2.0)), from_numpy)
 
 
 def nex_average(x: ArrayT, sigma: float, nex: int, *, seed: int | None = None,
@@ -120,13 +106,13 @@ def nex_average(x: ArrayT, sigma: float, nex: int, *, seed: int | None = None,
     Signal adds coherently and noise incoherently, so the per-channel noise SD of the average is
     ``σ/√NEX`` and the SNR grows as ``√NEX`` — at the price of ``NEX`` times the scan time.
     """
-    nex = _positive_int(nex, "nex")
-    t, from_numpy = _as_tensor(x, "x")
+    nex = check_int("nex", nex)
+    t, from_numpy = image_tensor(x, "x")
     gen = _generator(seed, generator, t.device)
     total = add_noise(t, sigma, generator=gen)
     for _ in range(nex - 1):
         total = total + add_noise(t, sigma, generator=gen)
-    return _as_output(total / nex, from_numpy)
+    return as_output(total / nex, from_numpy)
 
 
 def measure_snr(image: Array, signal_mask: Any, background_mask: Any, *,
@@ -140,8 +126,8 @@ def measure_snr(image: Array, signal_mask: Any, background_mask: Any, *,
     ``mean / σ``, the SNR as defined by :func:`snr_to_sigma`. The SD uses Bessel's correction
     (n - 1). Masks must have the image's shape; returns a Python float.
     """
-    img, _ = _as_tensor(image, "image")
-    _check_no_nan(img, "image")
+    img, _ = image_tensor(image, "image")
+    check_no_nan(img, "image")
     if img.is_complex():
         img = img.abs()
     sig = _bool_mask(signal_mask, img, "signal_mask")
