@@ -215,7 +215,7 @@ def corrupt_label_5(f):
     gt = f / "patient001_frame01_gt.nii.gz"
     data = np.asarray(nib.load(gt).dataobj).copy()
     data[3, 3, 2] = 5
-    return _resave(gt, data), "[5]"
+    return _resave(gt, data), "label value(s) 5 (1 voxels)"
 
 
 def corrupt_truncated(f):

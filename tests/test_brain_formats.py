@@ -619,7 +619,7 @@ def test_msd_writer_argument_errors(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: "{not json", r"is not valid JSON: .* line 1"),
+        (lambda d: "{not json", r"is not valid JSON.* line 1"),
         (lambda d: ["a list"], "must hold a JSON object"),
         (lambda d: {k: v for k, v in d.items() if k != "labels"}, r"lacks the key\(s\) \['labels'\]"),
         (lambda d: dict(d, numTraining=484), r'"numTraining" is 484 but the list holds 2'),

@@ -178,7 +178,7 @@ def test_gt_affine_and_label_value(real_like):
         mnms.read_case(real_like)
     data[0, 0, 0, ED] = 7
     nib.save(nifti(data, img.affine), gt_path)
-    with pytest.raises(FileFormatError, match=r"label value\(s\) \[7\]"):
+    with pytest.raises(FileFormatError, match=r"label value\(s\) 7 \(1 voxels\)"):
         mnms.read_case(real_like)
 
 

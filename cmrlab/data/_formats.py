@@ -1,13 +1,23 @@
-"""Private helpers shared by the cardiac dataset formats (:mod:`cmrlab.data.acdc`,
-:mod:`cmrlab.data.mnms`, :mod:`cmrlab.data.sunnybrook`).
+"""Private helpers shared by every dataset format module of :mod:`cmrlab.data`.
 
-They check arguments, write small text files atomically, read NIfTI voxels with the checks of
-:mod:`cmrlab.data.io`, and compare geometry, so that the three readers report problems the same
-way: a :class:`~cmrlab.errors.FileFormatError` whose message names the file and the problem.
+The cardiac formats (:mod:`~cmrlab.data.acdc`, :mod:`~cmrlab.data.mnms`,
+:mod:`~cmrlab.data.sunnybrook`) and the brain formats (:mod:`~cmrlab.data.iseg`,
+:mod:`~cmrlab.data.mrbrains`, :mod:`~cmrlab.data.brats`, :mod:`~cmrlab.data.msd`) check their
+arguments, walk their folders, read their CSV tables and report what they found through these
+functions, so that all of them report problems the same way: an
+:class:`~cmrlab.errors.ArgumentError` naming the argument, or a
+:class:`~cmrlab.errors.FileFormatError` naming the file and the problem.
+
+Volumes (reading, comparing grids, writing Analyze pairs) live in :mod:`cmrlab.data.volume`;
+numbers read from metadata are checked by :func:`cmrlab.checks.metadata_number`; text, JSON and
+paths named in metadata by :mod:`cmrlab.files`.
 """
 from __future__ import annotations
 
+import csv
+import io as _io
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +25,21 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from cmrlab.data.io import PathLike, load_nifti, save_nifti, spacing_from_affine
-from cmrlab.files import atomic_write
+from cmrlab.checks import check_number, check_spacing
+from cmrlab.data.io import PathLike, save_nifti, spacing_from_affine
+from cmrlab.data.volume import GRID_TOLERANCE_MM
 from cmrlab.errors import ArgumentError, FileFormatError
+from cmrlab.files import atomic_write_text, inside, read_text
 
-#: Tolerance (mm) when spacings and affines of an image and its labels are compared.
-GEOMETRY_TOLERANCE_MM = 1e-3
+#: Tissue classes of the course (data-common contract): the target of every brain label mapping.
+TISSUE_LABELS: dict[int, str] = {0: "background", 1: "CSF", 2: "GM", 3: "WM"}
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
 @dataclass(frozen=True)
 class DatasetReport:
-    """What :func:`check_dataset` found under a dataset root.
+    """What a format module's ``check_dataset`` found under a dataset root.
 
     ``counts`` maps a category (``"split"``, ``"group"``, ``"vendor"``...) to the number of cases
     per value, e.g. ``counts["split"] == {"training": 100, "testing": 50}``. ``problems`` lists
@@ -74,10 +88,19 @@ def count(values: Iterable[object]) -> dict[str, int]:
     return dict(sorted(result.items()))
 
 
+def deep_progress(items: list, desc: str) -> Iterable:
+    """``items`` wrapped in the course's progress bar (for ``check_dataset(deep=True)``, which
+    reads every case). cmrlab.viz is imported only here, as it loads matplotlib and ipywidgets."""
+    from cmrlab.viz.progress import progress
+
+    return progress(items, desc=desc, leave=False)
+
+
 # ----------------------------------------------------------------------------------------------
 # Arguments
 # ----------------------------------------------------------------------------------------------
-def as_path(path: PathLike, argument: str) -> Path:
+def as_path(path: PathLike, argument: str = "root") -> Path:
+    """``path`` as a Path, ``~`` expanded (ArgumentError if it is not a str or PathLike)."""
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentError(
             f"{argument} must be a path (str or pathlib.Path), got {type(path).__name__}"
@@ -85,94 +108,124 @@ def as_path(path: PathLike, argument: str) -> Path:
     return Path(path).expanduser()
 
 
-def as_spacing(spacing: Sequence[float], argument: str = "spacing") -> np.ndarray:
-    """Three positive, finite voxel sizes in mm."""
-    try:
-        values = np.asarray(spacing, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{argument} must be 3 numbers (mm), got {spacing!r}") from None
-    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ArgumentError(f"{argument} must be 3 positive numbers (mm), got {spacing!r}")
-    return values
+def check_case_id(case_id: object, argument: str = "case_id") -> str:
+    """A case name safe as a file/folder name: letters, digits, ``_`` and ``-`` only."""
+    text = str(case_id) if isinstance(case_id, (int, np.integer)) and not isinstance(case_id, bool) \
+        else case_id
+    if not isinstance(text, str) or not _SAFE_ID.match(text):
+        raise ArgumentError(
+            f"{argument} must be a name of letters, digits, '_' and '-' (no path separators or "
+            f"dots), got {case_id!r}"
+        )
+    return text
 
 
-def as_affine(affine: np.ndarray | None, spacing: np.ndarray) -> np.ndarray:
-    """The 4×4 voxel → RAS+ mm matrix: ``diag(spacing)`` when ``affine`` is None, else ``affine``
-    after checking that its column lengths equal ``spacing`` (within 1e-3 mm)."""
+def geometry(spacing: Iterable[float], affine: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(spacing, affine)`` to write: three voxel sizes > 0 in mm (:func:`cmrlab.checks.check_spacing`)
+    and the 4×4 voxel → RAS+ mm matrix, ``diag(spacing)`` when ``affine`` is None (voxel (0, 0, 0)
+    at the world origin). A given ``affine`` must be finite and its column lengths must equal
+    ``spacing`` (within :data:`~cmrlab.data.volume.GRID_TOLERANCE_MM`)."""
+    voxel = np.asarray(check_spacing("spacing", spacing, 3), dtype=float)
     if affine is None:
-        return np.diag([*spacing, 1.0])
+        return voxel, np.diag([*voxel, 1.0])
     matrix = np.asarray(affine, dtype=float)
     if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
         raise ArgumentError(f"affine must be a finite 4×4 matrix, got shape {matrix.shape}")
     lengths = spacing_from_affine(matrix)
-    if not np.allclose(lengths, spacing, atol=GEOMETRY_TOLERANCE_MM):
+    if not np.allclose(lengths, voxel, rtol=0.0, atol=GRID_TOLERANCE_MM):
         raise ArgumentError(
             f"affine and spacing disagree: the affine's voxel sizes are {np.round(lengths, 4)} mm "
-            f"but spacing is {tuple(spacing)} mm"
+            f"but spacing is {tuple(voxel.tolist())} mm"
         )
-    return matrix
+    return voxel, matrix
 
 
-def as_image(array: np.ndarray, ndim: int, argument: str) -> np.ndarray:
-    """A finite real array with ``ndim`` axes (stored as given, read back as float32)."""
-    values = np.asarray(array)
-    if values.ndim != ndim:
-        raise ArgumentError(f"{argument} must have {ndim} axes, got shape {values.shape}")
+def as_image(array: object, argument: str, ndim: int | tuple[int, ...] = 3, *,
+             keep_dtype: bool = False) -> np.ndarray:
+    """A finite real array with ``ndim`` axes (or one of the numbers in a tuple).
+
+    Returned as float32, or with ``keep_dtype`` in its own type when that is one NIfTI stores
+    compactly (integers up to 32 bits, float32; booleans, float16 and 64-bit types become float32).
+    NaN and infinity, also from a float64 value too large for float32, are refused.
+    """
+    try:
+        values = np.asarray(array)
+    except Exception as exc:  # noqa: BLE001 - e.g. a CUDA tensor
+        raise ArgumentError(f"{argument} must be an array, got {type(array).__name__} ({exc})") from None
+    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if values.ndim not in dims:
+        raise ArgumentError(f"{argument} must have {' or '.join(map(str, dims))} axes, got shape "
+                            f"{values.shape}")
     if values.dtype.kind not in "biuf":
         raise ArgumentError(f"{argument} must hold real numbers, got dtype {values.dtype}")
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise ArgumentError(f"{argument} holds NaN or infinite values")
-    if values.dtype == bool or values.dtype == np.float16 or values.dtype.itemsize > 4:
+    if not keep_dtype or values.dtype == bool or values.dtype == np.float16 or values.dtype.itemsize > 4:
         values = values.astype(np.float32)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise ArgumentError(f"{argument} holds NaN or infinite values (or values beyond float32)")
     return values
 
 
-def as_labels(
-    array: np.ndarray, shape: tuple[int, ...], allowed: Iterable[int], argument: str
-) -> np.ndarray:
-    """A uint8 label array of ``shape`` whose values are all in ``allowed``."""
-    values = np.asarray(array)
-    if values.shape != tuple(shape):
-        raise ArgumentError(f"{argument} must have shape {tuple(shape)}, got {values.shape}")
+def as_labels(array: object, argument: str, allowed: Iterable[int],
+              shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A uint8 label array (of ``shape``, if given) whose values are whole numbers in ``allowed``."""
+    try:
+        values = np.asarray(array)
+    except Exception as exc:  # noqa: BLE001
+        raise ArgumentError(f"{argument} must be an array, got {type(array).__name__} ({exc})") from None
+    if shape is not None and values.shape != tuple(shape):
+        raise ArgumentError(f"{argument} has shape {values.shape}, the images have {tuple(shape)}")
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
             raise ArgumentError(f"{argument} must hold whole label numbers")
-    elif values.dtype.kind not in "biu":
+    elif values.dtype.kind not in "iu":
         raise ArgumentError(f"{argument} must hold integer labels, got dtype {values.dtype}")
-    found = set(np.unique(values).tolist())
-    extra = sorted(found - set(allowed))
-    if extra:
+    allowed = sorted({int(v) for v in allowed})
+    bad = np.setdiff1d(np.unique(values), allowed)
+    if bad.size:
         raise ArgumentError(
-            f"{argument} holds label value(s) {extra}; allowed are {sorted(set(allowed))}"
+            f"{argument} holds label value(s) {[int(v) for v in bad]}; allowed are {allowed}"
         )
     return values.astype(np.uint8)
 
 
+def check_frames(ed: object, es: object, n_frames: int, *, one_based: bool) -> None:
+    """ED and ES must be different frames of a cine with ``n_frames`` frames (ArgumentError).
+
+    ``one_based``: frame numbers 1..T (ACDC); else frame indices 0..T−1 (M&Ms).
+    """
+    low = 1 if one_based else 0
+    kind = "1-based frame number" if one_based else "0-based frame index"
+    for name, value in (("ed", ed), ("es", es)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not low <= value < low + n_frames:
+            raise ArgumentError(
+                f"{name} must be a {kind} in {low}..{low + n_frames - 1} (image4d has {n_frames} "
+                f"frames), got {value!r}"
+            )
+    if ed == es:
+        raise ArgumentError(f"ed and es must be different frames, both are {ed}")
+
+
+def as_time_step(time_step: object, argument: str = "time_step") -> float | None:
+    """``None``, or the time between frames in ms: a finite number > 0."""
+    if time_step is None:
+        return None
+    return check_number(argument, time_step, 0.0, low_open=True)
+
+
+def folder_to_write(root: PathLike, what: str) -> Path:
+    """``root`` as a Path that is not an existing file (FileFormatError naming ``what`` otherwise)."""
+    base = as_path(root, "root")
+    if base.exists() and not base.is_dir():
+        raise FileFormatError(base, f"is a file; give the {what} to write into")
+    return base
+
+
 # ----------------------------------------------------------------------------------------------
-# Files
+# Folders and files
 # ----------------------------------------------------------------------------------------------
-def write_text(path: Path, text: str) -> Path:
-    """Write a UTF-8 text file atomically (Unix line ends, identical bytes for identical text)."""
-    data = text.encode("utf-8")
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def read_text(path: Path) -> str:
-    """A small text file's content; a missing, empty or non-UTF-8 file → FileFormatError."""
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
-        raise FileFormatError(path, what)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(path, f"is not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FileFormatError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if not text.strip():
-        raise FileFormatError(path, "is empty")
-    return text
-
-
 def require_folder(path: Path, what: str, hint: str = "") -> Path:
     if not path.exists():
         raise FileFormatError(path, f"{what} not found{hint}")
@@ -189,11 +242,75 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def visible(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` sorted, without hidden files, AppleDouble ``._*`` files and ``.partial`` files."""
+    return sorted(p for p in paths if not p.name.startswith("."))
+
+
 def visible_dirs(folder: Path) -> list[Path]:
     """Sub-folders of ``folder``, sorted, without hidden ones and macOS ``._*`` leftovers."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [p for p in visible(folder.iterdir()) if p.is_dir()]
 
 
+def inside_dataset(root: Path, path: Path) -> Path:
+    """``path``, unless it (or a folder on its way) is a symbolic link leading outside ``root``.
+
+    A case folder or an image file of a dataset that links to ``/etc`` or to another dataset is
+    refused with a FileFormatError naming it (:func:`cmrlab.files.inside`); ``root`` itself may be
+    a link.
+    """
+    try:
+        relative: str | Path = path.relative_to(root)
+    except ValueError:
+        relative = os.path.relpath(path, root)
+    inside(root, relative, source=path, what="link")
+    return path
+
+
+def inside_all(root: Path, paths: Iterable[Path]) -> list[Path]:
+    """:func:`inside_dataset` for each of ``paths``; returns them as a list."""
+    return [inside_dataset(root, p) for p in paths]
+
+
+# ----------------------------------------------------------------------------------------------
+# CSV tables
+# ----------------------------------------------------------------------------------------------
+def read_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a CSV table with a header line, as ``(line number, {column: stripped text})``.
+
+    The file is read strictly (:func:`cmrlab.files.read_text`: UTF-8, a BOM dropped); columns in
+    ``required`` must be present. A malformed table (an over-long field, a stray quote) is a
+    FileFormatError naming the file, never a ``csv.Error``.
+    """
+    text = read_text(path, what="CSV file")
+    try:
+        reader = csv.DictReader(_io.StringIO(text))
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise FileFormatError(path, f"column(s) {', '.join(missing)} missing; found {columns}")
+        rows = []
+        for number, raw in enumerate(reader, start=2):
+            rows.append((number, {(k or "").strip(): (v or "").strip() if isinstance(v, str) else ""
+                                  for k, v in raw.items() if k is not None}))
+    except csv.Error as exc:
+        raise FileFormatError(path, f"is not a valid CSV table ({exc})") from None
+    return rows
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Mapping[str, Mapping[str, str]]) -> Path:
+    """Write ``rows`` (sorted by key) under a header of ``columns``, atomically, ``\\n`` line ends."""
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for key in sorted(rows):
+        writer.writerow({c: rows[key].get(c, "") for c in columns})
+    return atomic_write_text(path, buffer.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------
+# NIfTI writing (cardiac formats: scanner coordinates, a time step)
+# ----------------------------------------------------------------------------------------------
 def nifti_image(
     array: np.ndarray, affine: np.ndarray, time_step: float | None = None
 ) -> nib.Nifti1Image:
@@ -217,60 +334,3 @@ def nifti_image(
 def save_image(path: Path, array: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> Path:
     """Save ``array`` as ``.nii.gz`` atomically (nibabel writes gzip with mtime 0: same bytes)."""
     return save_nifti(nifti_image(array, affine, time_step), path)
-
-
-@dataclass(frozen=True)
-class NiftiVolume:
-    """Voxels (stored values, scaled when the header says so) and geometry of one NIfTI file."""
-
-    path: Path
-    data: np.ndarray
-    affine: np.ndarray
-    zooms: tuple[float, ...]
-
-
-def read_volume(path: Path, ndim: int, what: str) -> NiftiVolume:
-    """Read a NIfTI file with :func:`cmrlab.data.io.load_nifti` and check axes and NaN."""
-    img = load_nifti(path)
-    data = np.asanyarray(img.dataobj)
-    if data.ndim != ndim:
-        raise FileFormatError(
-            path, f"the {what} should have {ndim} axes, it has shape {data.shape}"
-        )
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise FileFormatError(path, f"the {what} holds NaN or infinite values")
-    return NiftiVolume(path, np.asarray(data), np.asarray(img.affine, dtype=float),
-                       tuple(float(z) for z in img.header.get_zooms()))
-
-
-def check_label_values(volume: NiftiVolume, allowed: Iterable[int], what: str) -> np.ndarray:
-    """The labels of ``volume`` as uint8, after checking they are whole numbers in ``allowed``."""
-    data = volume.data
-    if data.dtype.kind == "f" and np.any(data != np.round(data)):
-        raise FileFormatError(volume.path, f"the {what} holds non-integer values; labels are whole numbers")
-    found = set(np.unique(data).astype(int).tolist())
-    extra = sorted(found - set(allowed))
-    if extra:
-        raise FileFormatError(
-            volume.path,
-            f"the {what} holds label value(s) {extra}; this dataset defines {sorted(set(allowed))}",
-        )
-    return data.astype(np.uint8)
-
-
-def check_same_grid(reference: NiftiVolume, other: NiftiVolume, what: str) -> None:
-    """Shapes (first three axes) and affines of two volumes must agree (1e-3 mm)."""
-    if reference.data.shape[:3] != other.data.shape[:3]:
-        raise FileFormatError(
-            other.path,
-            f"the {what} has {other.data.shape[:3]} voxels per volume but "
-            f"{reference.path.name} has {reference.data.shape[:3]}",
-        )
-    if not np.allclose(reference.affine, other.affine, atol=GEOMETRY_TOLERANCE_MM):
-        worst = float(np.max(np.abs(reference.affine - other.affine)))
-        raise FileFormatError(
-            other.path,
-            f"the {what}'s affine differs from that of {reference.path.name} by up to "
-            f"{worst:.4g} mm (tolerance {GEOMETRY_TOLERANCE_MM} mm): image and labels are not on "
-            "the same voxel grid",
-        )

@@ -28,9 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from cmrlab.checks import check_choice, check_number, did_you_mean, metadata_number
 from cmrlab.data import _formats as fmt
 from cmrlab.data.io import PathLike
+from cmrlab.data.volume import check_same_grid, read_volume
 from cmrlab.errors import ArgumentError, FileFormatError
+from cmrlab.files import atomic_write_text, inside, load_json, read_text
 
 __all__ = [
     "GROUPS",
@@ -137,38 +140,45 @@ def _format_number(value: float) -> str:
 
 
 def _parse_info(path: Path, split: str | None) -> dict[str, Any]:
-    """Parse ``Info.cfg`` ("Key: value" lines) into typed values; problems name file and line."""
+    """Parse ``Info.cfg`` ("Key: value" lines) into typed values; problems name file, line and key.
+
+    The file must be UTF-8 (a BOM is dropped); numbers are checked by
+    :func:`cmrlab.checks.metadata_number`, so an empty value, ``nan``, ``inf`` or an overflowing
+    ``1e400`` is a FileFormatError, as is a key given twice. Unknown keys are ignored.
+    """
     values: dict[str, Any] = {}
-    for number, line in enumerate(fmt.read_text(path).splitlines(), start=1):
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(read_text(path, what="Info.cfg file").splitlines(), start=1):
         if not line.strip():
             continue
         key, sep, raw = line.partition(":")
         key, raw = key.strip(), raw.strip()
         if not sep or not key:
-            raise FileFormatError(path, f"line {number} {line!r} is not of the form 'Key: value'")
+            raise FileFormatError(path, f"line {number} {line[:80]!r} is not of the form 'Key: value'")
         if key not in INFO_KEYS:
             continue  # unknown keys are tolerated (later releases may add some)
+        if key in values:
+            raise FileFormatError(path, f"line {number}: {key} is given twice (first on line {first_line[key]})")
         kind = INFO_KEYS[key]
-        try:
+        field = f"{key} (line {number})"
+        if kind is str:
+            values[key] = raw
+        else:
+            value = metadata_number(path, field, raw)
             if kind is int:
-                as_float = float(raw)
-                if as_float != int(as_float):
-                    raise ValueError
-                values[key] = int(as_float)
-            else:
-                values[key] = kind(raw)
-        except ValueError:
-            raise FileFormatError(
-                path, f"line {number}: {key} should be {'an integer' if kind is int else 'a number'}, "
-                f"got {raw!r}"
-            ) from None
+                if not float(value).is_integer():
+                    raise FileFormatError(path, f"field {field!r} must be a whole number, got {raw!r}")
+                value = int(value)
+            values[key] = value
+        first_line[key] = number
     required = [k for k in INFO_KEYS if not (k == "Group" and split == "testing")]
     missing = [k for k in required if k not in values]
     if missing:
         raise FileFormatError(path, f"key(s) {', '.join(missing)} missing (expected {', '.join(INFO_KEYS)})")
     group = values.get("Group")
     if group is not None and group not in GROUPS:
-        raise FileFormatError(path, f"Group {group!r} is not an ACDC group ({', '.join(GROUPS)})")
+        raise FileFormatError(path, f"Group {group[:40]!r} is not an ACDC group ({', '.join(GROUPS)})"
+                              f"{did_you_mean(group, GROUPS)}")
     n = values["NbFrame"]
     if n < 1:
         raise FileFormatError(path, f"NbFrame must be at least 1, got {n}")
@@ -180,7 +190,7 @@ def _parse_info(path: Path, split: str | None) -> dict[str, Any]:
     if values["ED"] == values["ES"]:
         raise FileFormatError(path, f"ED and ES are the same frame ({values['ED']})")
     for key in ("Height", "Weight"):
-        if not (np.isfinite(values[key]) and values[key] > 0):
+        if not values[key] > 0:
             raise FileFormatError(path, f"{key} must be a positive number, got {values[key]}")
     return values
 
@@ -241,27 +251,15 @@ def write_patient(
     """
     if not isinstance(patient_id, str) or not _PATIENT_RE.match(patient_id):
         raise ArgumentError(f"patient_id must look like 'patient001', got {patient_id!r}")
-    if split not in SPLITS:
-        raise ArgumentError(f"split must be one of {SPLITS}, got {split!r}")
-    if group not in GROUPS:
-        raise ArgumentError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
-    for name, value in (("height", height), ("weight", weight)):
-        if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value <= 0:
-            raise ArgumentError(f"{name} must be a positive number, got {value!r}")
-    if time_step is not None and not (np.isfinite(time_step) and time_step > 0):
-        raise ArgumentError(f"time_step must be a positive number of ms, got {time_step!r}")
-    image = fmt.as_image(image4d, 4, "image4d")
+    check_choice("split", split, SPLITS)
+    check_choice("group", group, GROUPS)
+    height = check_number("height", height, 0.0, low_open=True)
+    weight = check_number("weight", weight, 0.0, low_open=True)
+    time_step = fmt.as_time_step(time_step)
+    image = fmt.as_image(image4d, "image4d", 4, keep_dtype=True)
     n_frames = image.shape[3]
-    for name, value in (("ed", ed), ("es", es)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= n_frames:
-            raise ArgumentError(
-                f"{name} must be a 1-based frame number in 1..{n_frames} (image4d has {n_frames} "
-                f"frames), got {value!r}"
-            )
-    if ed == es:
-        raise ArgumentError(f"ed and es must be different frames, both are {ed}")
-    spacing_mm = fmt.as_spacing(spacing)
-    matrix = fmt.as_affine(affine, spacing_mm)
+    fmt.check_frames(ed, es, n_frames, one_based=True)
+    _, matrix = fmt.geometry(spacing, affine)
     if not isinstance(labels, Mapping):
         raise ArgumentError("labels must be a dict {frame_number: (X, Y, Z) label array}")
     if set(labels) != {ed, es}:
@@ -270,12 +268,12 @@ def write_patient(
             f"got {sorted(labels)}; labels for every frame go in all_frame_labels"
         )
     frame_labels = {
-        int(frame): fmt.as_labels(labels[frame], image.shape[:3], LABELS, f"labels[{frame}]")
+        int(frame): fmt.as_labels(labels[frame], f"labels[{frame}]", LABELS, image.shape[:3])
         for frame in (ed, es)
     }
     labels4d = None
     if all_frame_labels is not None:
-        labels4d = fmt.as_labels(all_frame_labels, image.shape, LABELS, "all_frame_labels")
+        labels4d = fmt.as_labels(all_frame_labels, "all_frame_labels", LABELS, image.shape)
         for frame in (ed, es):
             if not np.array_equal(labels4d[..., frame - 1], frame_labels[frame]):
                 raise ArgumentError(
@@ -303,23 +301,21 @@ def write_patient(
     if labels4d is not None:
         fmt.save_image(folder / truth_dict["all_frame_labels_file"], labels4d, matrix, time_step)
     if truth_dict is not None:
-        fmt.write_text(folder / TRUTH_FILE, truth_text)
-    fmt.write_text(folder / "SYNTHETIC.md", _synthetic_note(patient_id, truth_dict))
-    fmt.write_text(folder / "Info.cfg", info)  # last: a folder with Info.cfg is complete
+        atomic_write_text(folder / TRUTH_FILE, truth_text)
+    atomic_write_text(folder / "SYNTHETIC.md", _synthetic_note(patient_id, truth_dict))
+    atomic_write_text(folder / "Info.cfg", info)  # last: a folder with Info.cfg is complete
     return folder
 
 
 def _database_for_writing(root: PathLike) -> Path:
-    root = fmt.as_path(root, "root")
-    if root.exists() and not root.is_dir():
-        raise FileFormatError(root, "is a file; give the ACDC folder to write into")
+    root = fmt.folder_to_write(root, "ACDC folder")
     return root if root.name == "database" else root / "database"
 
 
 # ----------------------------------------------------------------------------------------------
 # Reader
 # ----------------------------------------------------------------------------------------------
-def _case_files(folder: Path, patient_id: str, info: Mapping[str, Any]) -> dict[str, Path]:
+def _case_files(folder: Path, patient_id: str, info: Mapping[str, Any], root: Path) -> dict[str, Path]:
     files = {"4d": folder / f"{patient_id}_4d.nii.gz"}
     for key in ("ED", "ES"):
         files[key] = folder / _frame_name(patient_id, info[key])
@@ -330,84 +326,98 @@ def _case_files(folder: Path, patient_id: str, info: Mapping[str, Any]) -> dict[
         )
         if not path.exists():
             raise FileFormatError(path, f"{what} is missing (Info.cfg gives ED={info['ED']}, ES={info['ES']})")
+        fmt.inside_dataset(root, path)
     return files
 
 
-def _check_patient_folder(folder: PathLike) -> tuple[Path, str, str | None, dict[str, Any]]:
+def _check_patient_folder(folder: PathLike) -> tuple[Path, str, str | None, dict[str, Any], Path]:
+    """(folder, patient id, split, parsed Info.cfg, the root its files must stay inside)."""
     folder = fmt.as_path(folder, "folder")
     fmt.require_folder(folder, "ACDC patient folder")
     patient_id = folder.name
     if not _PATIENT_RE.match(patient_id):
         raise FileFormatError(folder, "is not an ACDC patient folder (its name should look like patient001)")
     split = folder.parent.name if folder.parent.name in SPLITS else None
+    root = folder.parent.parent if split is not None else folder
+    fmt.inside_dataset(root, folder)
     info_path = folder / "Info.cfg"
     if not info_path.is_file():
         raise FileFormatError(info_path, "is missing: every ACDC patient folder holds an Info.cfg")
-    return folder, patient_id, split, _parse_info(info_path, split)
+    fmt.inside_dataset(root, info_path)
+    return folder, patient_id, split, _parse_info(info_path, split), root
+
+
+def _read_truth(folder: Path, root: Path) -> dict[str, Any] | None:
+    """The content of ``cmrlab_truth.json`` (None when absent), read strictly."""
+    truth_path = folder / TRUTH_FILE
+    if not truth_path.exists():
+        return None
+    fmt.inside_dataset(root, truth_path)
+    truth = load_json(truth_path)
+    if not isinstance(truth, dict):
+        raise FileFormatError(truth_path, f"should hold a JSON object, found {type(truth).__name__}")
+    name = truth.get("all_frame_labels_file")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise FileFormatError(truth_path, f"field 'all_frame_labels_file' must be a file name, got {name!r}")
+    return truth
 
 
 def read_patient(folder: PathLike) -> ACDCPatient:
     """Read and check one ACDC patient folder (real or synthetic) → :class:`ACDCPatient`.
 
     Checks: Info.cfg has ED, ES, Group, Height, NbFrame, Weight with the right types (Group may be
-    absent in the testing split); ED and ES in 1..NbFrame; the 4-D file has NbFrame frames; the
-    ED/ES frame files exist and equal those 4-D frames; image and labels have the same shape and
-    affine (1e-3 mm); labels are in {0, 1, 2, 3}; no NaN. Any problem → FileFormatError naming
-    the file.
+    absent in the testing split; NaN, inf and empty values are refused); ED and ES in 1..NbFrame;
+    the 4-D file has NbFrame frames; the ED/ES frame files exist and equal those 4-D frames; image
+    and labels lie on one voxel grid (:func:`cmrlab.data.volume.check_same_grid`); labels are in
+    {0, 1, 2, 3}; no NaN; no file is a link leading out of the dataset, and the labels file that
+    ``cmrlab_truth.json`` names lies inside the patient folder. Any problem → FileFormatError
+    naming the file.
     """
-    folder, patient_id, split, info = _check_patient_folder(folder)
-    files = _case_files(folder, patient_id, info)
-    cine = fmt.read_volume(files["4d"], 4, "4-D cine")
-    if cine.data.shape[3] != info["NbFrame"]:
+    folder, patient_id, split, info, root = _check_patient_folder(folder)
+    files = _case_files(folder, patient_id, info, root)
+    cine = read_volume(files["4d"], 4)
+    if cine.array.shape[3] != info["NbFrame"]:
         raise FileFormatError(
             files["4d"],
-            f"holds {cine.data.shape[3]} frames but Info.cfg says NbFrame: {info['NbFrame']}",
+            f"holds {cine.array.shape[3]} frames but Info.cfg says NbFrame: {info['NbFrame']}",
         )
     frames: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
     for key in ("ED", "ES"):
-        frame = fmt.read_volume(files[key], 3, f"{key} frame")
-        fmt.check_same_grid(cine, frame, f"{key} frame")
-        expected = cine.data[..., info[key] - 1].astype(np.float64)
-        if not np.allclose(frame.data.astype(np.float64), expected, rtol=1e-5, atol=1e-5):
+        frame = read_volume(files[key], 3)
+        check_same_grid(cine, frame, spatial_only=True)
+        expected = cine.array[..., info[key] - 1].astype(np.float64)
+        if not np.allclose(frame.array.astype(np.float64), expected, rtol=1e-5, atol=1e-5):
             raise FileFormatError(
                 files[key],
                 f"differs from frame {info[key]} of {files['4d'].name} (is {key} in Info.cfg right? "
                 "frames are 1-based)",
             )
-        gt = fmt.read_volume(files[f"{key}_gt"], 3, f"{key} ground truth")
-        fmt.check_same_grid(frame, gt, f"{key} ground truth")
-        labels[key] = fmt.check_label_values(gt, LABELS, f"{key} ground truth")
-        frames[key] = frame.data.astype(np.float32)
+        gt = read_volume(files[f"{key}_gt"], 3)
+        check_same_grid(frame, gt)
+        labels[key] = gt.labels(LABELS, "ACDC")
+        frames[key] = frame.image()
 
-    truth = None
+    truth = _read_truth(folder, root)
     all_frame_labels = None
-    truth_path = folder / TRUTH_FILE
-    if truth_path.exists():
-        try:
-            truth = json.loads(fmt.read_text(truth_path))
-        except json.JSONDecodeError as exc:
-            raise FileFormatError(truth_path, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        if not isinstance(truth, dict):
-            raise FileFormatError(truth_path, "should hold a JSON object")
-        name = truth.get("all_frame_labels_file")
-        if name is not None:
-            volume = fmt.read_volume(folder / str(name), 4, "labels of every frame")
-            fmt.check_same_grid(cine, volume, "labels of every frame")
-            if volume.data.shape != cine.data.shape:
-                raise FileFormatError(volume.path, f"has shape {volume.data.shape}, the cine {cine.data.shape}")
-            all_frame_labels = fmt.check_label_values(volume, LABELS, "labels of every frame")
+    if truth is not None and truth.get("all_frame_labels_file") is not None:
+        path = inside(folder, truth["all_frame_labels_file"], source=folder / TRUTH_FILE,
+                      what="all_frame_labels_file")
+        volume = read_volume(path, 4)
+        check_same_grid(cine, volume)
+        all_frame_labels = volume.labels(LABELS, "ACDC")
 
+    time_step = cine.time_step
     return ACDCPatient(
         id=patient_id,
         split=split,
         folder=folder,
-        image4d=cine.data.astype(np.float32),
+        image4d=cine.image(),
         ed_image=frames["ED"],
         es_image=frames["ES"],
         ed_labels=labels["ED"],
         es_labels=labels["ES"],
-        spacing=np.asarray(cine.zooms[:3], dtype=float),
+        spacing=np.asarray(cine.spacing, dtype=float),
         affine=cine.affine,
         ed=info["ED"],
         es=info["ES"],
@@ -415,7 +425,7 @@ def read_patient(folder: PathLike) -> ACDCPatient:
         height=info["Height"],
         weight=info["Weight"],
         n_frames=info["NbFrame"],
-        time_step=float(cine.zooms[3]),
+        time_step=float(time_step) if time_step is not None else 1.0,
         truth=truth,
         all_frame_labels=all_frame_labels,
         synthetic=(folder / "SYNTHETIC.md").exists(),
@@ -424,26 +434,25 @@ def read_patient(folder: PathLike) -> ACDCPatient:
 
 def list_cases(root: PathLike) -> list[Path]:
     """Patient folders under ``root`` (the ``ACDC`` folder or its ``database``), sorted by split
-    (training, testing) and name."""
+    (training, testing) and name. A patient folder that is a link leading outside the database
+    is refused (FileFormatError naming it)."""
     database = _database(root)
-    return [
+    return fmt.inside_all(database, [
         folder
         for split in SPLITS
         if (database / split).is_dir()
         for folder in fmt.visible_dirs(database / split)
         if _PATIENT_RE.match(folder.name)
-    ]
+    ])
 
 
 def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     """Check the ACDC layout under ``root`` and count cases per split and group.
 
-    The quick check parses every Info.cfg and checks that the files it implies exist; with
-    ``deep=True`` every case is read with :func:`read_patient` (all checks, all voxels). Raises
-    FileFormatError naming the first bad file.
+    The quick check parses every Info.cfg and checks that the files it implies exist and stay
+    inside the dataset; with ``deep=True`` every case is read with :func:`read_patient` (all
+    checks, all voxels). Raises FileFormatError naming the first bad file.
     """
-    from cmrlab.viz.progress import progress
-
     database = _database(root)
     problems: list[str] = []
     for split in SPLITS:
@@ -460,15 +469,15 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     if not cases:
         raise FileFormatError(database, "holds no patientXXX folders under training/ or testing/")
     splits, groups = [], []
-    iterator = progress(cases, desc="ACDC check", leave=False) if deep else cases
-    for folder in iterator:
+    for folder in fmt.deep_progress(cases, "ACDC check") if deep else cases:
         if deep:
             patient = read_patient(folder)
             splits.append(patient.split)
             groups.append(patient.group)
         else:
-            _, patient_id, split, info = _check_patient_folder(folder)
-            _case_files(folder, patient_id, info)
+            _, patient_id, split, info, case_root = _check_patient_folder(folder)
+            _case_files(folder, patient_id, info, case_root)
+            _read_truth(folder, case_root)
             splits.append(split)
             groups.append(info.get("Group"))
     return fmt.DatasetReport(

@@ -28,24 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmrlab.data._brain_formats import (
-    DatasetReport,
-    PathLike,
-    Volume,
-    as_image_array,
-    as_label_argument,
-    as_root,
-    check_same_grid,
-    deep_progress,
-    geometry_affine,
-    image_data,
-    label_data,
-    read_volume,
-    require_file,
-    require_folder,
-    visible,
-    write_nifti,
-)
+from cmrlab.data import _formats as fmt
+from cmrlab.data.io import PathLike, save_nifti
+from cmrlab.data.volume import Volume, check_same_grid, read_volume
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, FileFormatError
 
@@ -166,21 +151,21 @@ def write_case(
     defaults to ``diag(spacing)``. Returns the case folder.
     """
     name = case_name(case_id)
-    matrix = geometry_affine(spacing, affine)
+    matrix = fmt.geometry(spacing, affine)[1]
     if not isinstance(images, Mapping) or set(images) != set(MODALITIES):
         given = sorted(images) if isinstance(images, Mapping) else type(images).__name__
         raise ArgumentError(f"images must map exactly {list(MODALITIES)} to arrays, got {given}")
-    arrays = {key: as_image_array(images[key], f"images[{key!r}]") for key in MODALITIES}
+    arrays = {key: fmt.as_image(images[key], f"images[{key!r}]") for key in MODALITIES}
     shape = arrays["t1"].shape
     for key, array in arrays.items():
         if array.shape != shape:
             raise ArgumentError(f"images[{key!r}] has shape {array.shape}, t1 has {shape}")
-    labels = None if seg is None else as_label_argument(seg, "seg", LABELS, shape)
-    folder = as_root(root) / name
+    labels = None if seg is None else fmt.as_labels(seg, "seg", LABELS, shape)
+    folder = fmt.as_path(root) / name
     for key in MODALITIES:
-        write_nifti(folder / f"{name}_{key}.nii.gz", arrays[key], matrix)
+        save_nifti(arrays[key], folder / f"{name}_{key}.nii.gz", matrix)
     if labels is not None:
-        write_nifti(folder / f"{name}_seg.nii.gz", labels, matrix)
+        save_nifti(labels, folder / f"{name}_seg.nii.gz", matrix)
     return folder
 
 
@@ -194,7 +179,7 @@ def read_case(path: PathLike, *, require_seg: bool = True) -> BraTSCase:
     the grid of the t1 file (shape, affine within 1e-3 mm), labels in {0, 1, 2, 4}, no NaN.
     Raises FileFormatError naming the file at fault.
     """
-    folder = require_folder(as_root(path, "path"), "a BraTS 2021 case folder")
+    folder = fmt.require_folder(fmt.as_path(path, "path"), "a BraTS 2021 case folder")
     name = folder.name
     if not _CASE.match(name):
         raise FileFormatError(folder, "is not a BraTS 2021 case folder: its name should be "
@@ -202,25 +187,25 @@ def read_case(path: PathLike, *, require_seg: bool = True) -> BraTSCase:
     volumes: dict[str, Volume] = {}
     files = {}
     for key in MODALITIES:
-        file = require_file(folder / f"{name}_{key}.nii.gz", f"the {key} scan of {name}")
-        volumes[key] = read_volume(file)
+        file = fmt.require_file(folder / f"{name}_{key}.nii.gz", f"the {key} scan of {name}")
+        volumes[key] = read_volume(fmt.inside_dataset(folder.parent, file))
         files[key] = file
     seg_file = folder / f"{name}_seg.nii.gz"
     seg = None
     if require_seg or seg_file.exists():
-        require_file(seg_file, f"the label map of {name} (pass require_seg=False for a "
-                     "validation case without labels)")
-        volumes["seg"] = read_volume(seg_file)
+        fmt.require_file(seg_file, f"the label map of {name} (pass require_seg=False for a "
+                         "validation case without labels)")
+        volumes["seg"] = read_volume(fmt.inside_dataset(folder.parent, seg_file))
         files["seg"] = seg_file
     reference = volumes["t1"]
     for key, volume in volumes.items():
         if key != "t1":
             check_same_grid(reference, volume)
     if "seg" in volumes:
-        seg = label_data(volumes["seg"], LABELS, "BraTS 2021")
+        seg = volumes["seg"].labels(LABELS, "BraTS 2021")
     return BraTSCase(
         id=name,
-        images={key: image_data(volumes[key]) for key in MODALITIES},
+        images={key: volumes[key].image() for key in MODALITIES},
         seg=seg,
         spacing=reference.spacing,
         affine=reference.affine,
@@ -232,30 +217,31 @@ def read_case(path: PathLike, *, require_seg: bool = True) -> BraTSCase:
 # Dataset
 # ----------------------------------------------------------------------------------------------
 def _case_folders(folder: Path) -> list[Path]:
-    return [p for p in visible(folder.iterdir()) if p.is_dir() and _CASE.match(p.name)]
+    return fmt.inside_all(folder, [p for p in fmt.visible(folder.iterdir())
+                                   if p.is_dir() and _CASE.match(p.name)])
 
 
 def list_cases(root: PathLike) -> list[Path]:
     """Case folders ``BraTS2021_XXXXX`` under ``root`` (the ``BraTS2021`` folder), sorted by name.
     When ``root`` holds none, its sub-folders are searched once (the official archives extract
     into e.g. ``RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021/``)."""
-    root = require_folder(as_root(root), "the BraTS 2021 dataset folder")
+    root = fmt.require_folder(fmt.as_path(root), "the BraTS 2021 dataset folder")
     cases = _case_folders(root)
     if not cases:
-        for sub in visible(root.iterdir()):
+        for sub in fmt.visible(root.iterdir()):
             if sub.is_dir():
                 cases += _case_folders(sub)
     return sorted(cases, key=lambda p: (p.name, str(p)))
 
 
-def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
+def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     """Check the layout under ``root`` (the ``BraTS2021`` folder).
 
     Raises FileFormatError naming the first missing scan, or when no case folder is found. Cases
     with a ``_seg`` file count as ``training``, without as ``validation``. ``problems`` notes case
     names found twice. With ``deep=True`` every case is read (geometry, labels).
     """
-    root = as_root(root)
+    root = fmt.as_path(root)
     cases = list_cases(root)
     if not cases:
         raise FileFormatError(root, "holds no BraTS2021_XXXXX case folder (see "
@@ -267,9 +253,10 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
         problems.append(f"{dup} appears {names.count(dup)} times")
     for folder in cases:
         for key in MODALITIES:
-            require_file(folder / f"{folder.name}_{key}.nii.gz", f"the {key} scan of {folder.name}")
+            fmt.inside_dataset(folder.parent, fmt.require_file(
+                folder / f"{folder.name}_{key}.nii.gz", f"the {key} scan of {folder.name}"))
         splits["training" if (folder / f"{folder.name}_seg.nii.gz").is_file() else "validation"] += 1
     if deep:
-        for folder in deep_progress(cases, "reading BraTS 2021"):
+        for folder in fmt.deep_progress(cases, "reading BraTS 2021"):
             read_case(folder, require_seg=False)
-    return DatasetReport("BraTS 2021", root, len(cases), {"split": splits}, tuple(problems), deep)
+    return fmt.DatasetReport("BraTS 2021", root, len(cases), {"split": splits}, tuple(problems), deep)

@@ -29,25 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cmrlab.data._brain_formats import (
-    TISSUE_LABELS,
-    DatasetReport,
-    PathLike,
-    Volume,
-    as_image_array,
-    as_label_argument,
-    as_root,
-    check_same_grid,
-    check_spacing,
-    deep_progress,
-    image_data,
-    label_data,
-    read_volume,
-    require_folder,
-    visible,
-    write_analyze,
-)
-from cmrlab.checks import check_int
+from cmrlab.data import _formats as fmt
+from cmrlab.data.io import PathLike
+from cmrlab.data.volume import Volume, check_same_grid, read_volume, write_analyze
+from cmrlab.checks import check_int, check_spacing
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
@@ -92,7 +77,7 @@ def to_tissue_labels(labels: np.ndarray) -> np.ndarray:
 
 def from_tissue_labels(tissue: np.ndarray) -> np.ndarray:
     """The inverse of :func:`to_tissue_labels`: 0/1/2/3 → 0/10/150/250 (uint8)."""
-    arr = as_label_argument(tissue, "tissue", TISSUE_LABELS)
+    arr = fmt.as_labels(tissue, "tissue", fmt.TISSUE_LABELS)
     return np.array([0, 10, 150, 250], dtype=np.uint8)[arr]
 
 
@@ -164,9 +149,9 @@ def write_subject(
     number = check_int("subject", subject, 1)
     if split not in SPLIT_FOLDERS:
         raise ArgumentError(f"split must be one of {sorted(SPLIT_FOLDERS)}, got {split!r}")
-    spacing = check_spacing(spacing)
-    t1_arr = as_image_array(t1, "t1")
-    t2_arr = as_image_array(t2, "t2")
+    spacing = check_spacing("spacing", spacing, 3)
+    t1_arr = fmt.as_image(t1, "t1")
+    t2_arr = fmt.as_image(t2, "t2")
     if t2_arr.shape != t1_arr.shape:
         raise ArgumentError(f"t2 has shape {t2_arr.shape}, t1 has {t1_arr.shape}")
     if split == "training" and tissue_labels is None:
@@ -176,9 +161,9 @@ def write_subject(
                             "leave it None or use split='training'")
     arrays = {"T1": _as_int16(t1_arr, "t1"), "T2": _as_int16(t2_arr, "t2")}
     if tissue_labels is not None:
-        tissue = as_label_argument(tissue_labels, "tissue_labels", TISSUE_LABELS, t1_arr.shape)
+        tissue = fmt.as_labels(tissue_labels, "tissue_labels", fmt.TISSUE_LABELS, t1_arr.shape)
         arrays["label"] = from_tissue_labels(tissue)
-    folder = as_root(root) / SPLIT_FOLDERS[split]
+    folder = fmt.as_path(root) / SPLIT_FOLDERS[split]
     for kind, array in arrays.items():
         write_analyze(folder / f"subject-{number}-{kind}.hdr", array[..., np.newaxis], spacing)
     return folder / f"subject-{number}"
@@ -195,7 +180,7 @@ def _split_of(folder: Path) -> str:
 
 
 def _case_prefix(path: PathLike) -> tuple[Path, int]:
-    path = as_root(path, "path")
+    path = fmt.as_path(path, "path")
     match = _CASE_NAME.match(path.name)
     if not match:
         raise ArgumentError(
@@ -216,7 +201,7 @@ def read_subject(path: PathLike) -> ISegSubject:
     """
     prefix, number = _case_prefix(path)
     folder = prefix.parent
-    require_folder(folder, "the folder of the iSeg subject")
+    fmt.require_folder(folder, "the folder of the iSeg subject")
     split = _split_of(folder)
     files = {m: folder / f"subject-{number}-{m}.hdr" for m in MODALITIES}
     label_file = folder / f"subject-{number}-label.hdr"
@@ -227,18 +212,21 @@ def read_subject(path: PathLike) -> ISegSubject:
             what = "label map" if kind == "label" else f"{kind} image"
             raise FileFormatError(file, f"is missing: the {what} of iSeg subject {number} "
                                         f"(expected subject-{number}-{kind}.hdr and .img)")
+    root = folder.parent if split != "unknown" else folder
+    for file in files.values():
+        fmt.inside_all(root, [file, file.with_suffix(".img")])
     volumes: dict[str, Volume] = {kind: read_volume(file) for kind, file in files.items()}
     reference = volumes["T1"]
     for kind, volume in volumes.items():
         if kind != "T1":
             check_same_grid(reference, volume)
-    labels = label_data(volumes["label"], LABELS, "iSeg-2017") if "label" in volumes else None
+    labels = volumes["label"].labels(LABELS, "iSeg-2017") if "label" in volumes else None
     return ISegSubject(
         id=f"subject-{number}",
         number=number,
         split=split,
-        t1=image_data(volumes["T1"]),
-        t2=image_data(volumes["T2"]),
+        t1=volumes["T1"].image(),
+        t2=volumes["T2"].image(),
         labels=labels,
         spacing=reference.spacing,
         affine=reference.affine,
@@ -251,10 +239,11 @@ def read_subject(path: PathLike) -> ISegSubject:
 # ----------------------------------------------------------------------------------------------
 def _split_folders(root: Path) -> dict[str, Path]:
     """The split folders under ``root`` (or ``root`` itself when it is one)."""
-    require_folder(root, "the iSeg-2017 dataset folder")
+    fmt.require_folder(root, "the iSeg-2017 dataset folder")
     if _split_of(root) != "unknown":
         return {_split_of(root): root}
-    found = {split: root / name for split, name in SPLIT_FOLDERS.items() if (root / name).is_dir()}
+    found = {split: fmt.inside_dataset(root, root / name) for split, name in SPLIT_FOLDERS.items()
+             if (root / name).is_dir()}
     if not found:
         raise FileFormatError(
             root, f"holds neither {SPLIT_FOLDERS['training']}/ nor {SPLIT_FOLDERS['testing']}/: "
@@ -265,7 +254,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
 
 def _files_by_subject(folder: Path) -> dict[int, set[str]]:
     subjects: dict[int, set[str]] = {}
-    for file in visible(folder.iterdir()):
+    for file in fmt.visible(folder.iterdir()):
         match = _CASE_FILE.match(file.name)
         if match:
             subjects.setdefault(int(match.group(1)), set()).add(file.name)
@@ -277,21 +266,21 @@ def list_cases(root: PathLike) -> list[Path]:
     or one split folder), training first, by subject number. A subject counts when its T1
     header is there."""
     cases = []
-    for folder in _split_folders(as_root(root)).values():
+    for folder in _split_folders(fmt.as_path(root)).values():
         subjects = _files_by_subject(folder)
         cases += [folder / f"subject-{n}" for n in sorted(subjects)
                   if f"subject-{n}-T1.hdr" in subjects[n]]
     return cases
 
 
-def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
+def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     """Check the layout under ``root`` (the ``iSeg-2017`` folder or one split folder).
 
     Raises FileFormatError naming the first missing file (each subject needs T1 and T2, and in
     training the label map, each as ``.hdr`` + ``.img``), or when no subject is found. With
     ``deep=True`` every subject is read with :func:`read_subject` (geometry and label values).
     """
-    root = as_root(root)
+    root = fmt.as_path(root)
     splits: dict[str, int] = {}
     problems: list[str] = []
     prefixes: list[Path] = []
@@ -305,6 +294,7 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
                     if name not in subjects[number]:
                         raise FileFormatError(folder / name, f"is missing: subject {number} of "
                                               f"the {split} split needs its {kind} .hdr and .img")
+                    fmt.inside_dataset(folder, folder / name)
             prefixes.append(folder / f"subject-{number}")
         splits[split] = len(subjects)
         if not subjects:
@@ -313,6 +303,6 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
     if n_cases == 0:
         raise FileFormatError(root, "holds no iSeg subject (files subject-N-T1.hdr, ...)")
     if deep:
-        for prefix in deep_progress(prefixes, "reading iSeg-2017"):
+        for prefix in fmt.deep_progress(prefixes, "reading iSeg-2017"):
             read_subject(prefix)
-    return DatasetReport("iSeg-2017", root, n_cases, {"split": splits}, tuple(problems), deep)
+    return fmt.DatasetReport("iSeg-2017", root, n_cases, {"split": splits}, tuple(problems), deep)

@@ -21,8 +21,6 @@ ACDC (1 RV, 2 MYO, 3 LV). :func:`to_acdc_labels` converts, so chapters use one c
 """
 from __future__ import annotations
 
-import csv
-import io as _io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cmrlab.checks import check_choice, metadata_number
 from cmrlab.data import _formats as fmt
 from cmrlab.data.io import PathLike
+from cmrlab.data.volume import check_same_grid, read_volume
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
@@ -143,18 +143,15 @@ def _open_dataset(root: PathLike) -> Path:
 
 
 def _read_info(path: Path) -> dict[str, dict[str, str]]:
-    """The information CSV as {External code: row}; checks columns, ED/ES integers, duplicates."""
+    """The information CSV as {External code: row}; checks columns, ED/ES, duplicates.
+
+    ED and ES must be whole numbers >= 0 (:func:`cmrlab.checks.metadata_number`: empty values,
+    ``nan``, ``inf`` and ``1e400`` are refused); they are stored back as ``"12"``.
+    """
     if not path.exists():
         raise FileFormatError(path, "the M&Ms information CSV is missing (it gives ED, ES, vendor, centre)")
-    text = fmt.read_text(path)
-    reader = csv.DictReader(_io.StringIO(text))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise FileFormatError(path, f"column(s) {', '.join(missing)} missing; found {columns}")
     rows: dict[str, dict[str, str]] = {}
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    for number, row in fmt.read_csv(path, REQUIRED_COLUMNS):
         code = row["External code"]
         if not code:
             raise FileFormatError(path, f"line {number}: empty External code")
@@ -162,25 +159,21 @@ def _read_info(path: Path) -> dict[str, dict[str, str]]:
             raise FileFormatError(path, f"line {number}: External code {code} appears twice")
         for key in ("ED", "ES"):
             try:
-                value = float(row[key])
-                if value != int(value) or value < 0:
-                    raise ValueError
-            except ValueError:
+                value = metadata_number(path, key, row[key], minimum=0)
+            except FileFormatError:
+                value = None
+            if value is None or not float(value).is_integer():
                 raise FileFormatError(
-                    path, f"line {number} ({code}): {key} should be a 0-based frame index, got {row[key]!r}"
-                ) from None
+                    path, f"line {number} ({code[:40]}): {key} should be a 0-based frame index (a whole "
+                    f"number >= 0), got {row[key][:40]!r}"
+                )
             row[key] = str(int(value))
         rows[code] = row
     return rows
 
 
 def _write_info(path: Path, rows: Mapping[str, Mapping[str, str]]) -> None:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    for code in sorted(rows):
-        writer.writerow({k: rows[code].get(k, "") for k in writer.fieldnames})
-    fmt.write_text(path, buffer.getvalue())
+    fmt.write_csv(path, [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS], rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,26 +209,16 @@ def write_case(
     """
     if not isinstance(case_id, str) or not _ID_RE.match(case_id):
         raise ArgumentError(f"case_id must be letters and digits (like 'A0S9V9'), got {case_id!r}")
-    if split not in SPLITS:
-        raise ArgumentError(f"split must be one of {SPLITS}, got {split!r}")
-    if label_convention not in ("acdc", "mnms"):
-        raise ArgumentError(f"label_convention must be 'acdc' or 'mnms', got {label_convention!r}")
+    check_choice("split", split, SPLITS)
+    check_choice("label_convention", label_convention, ("acdc", "mnms"))
     for name, value in (("vendor", vendor), ("vendor_name", vendor_name), ("centre", centre)):
         if not str(value).strip() or any(c in str(value) for c in "\n\r"):
             raise ArgumentError(f"{name} must be a non-empty one-line value, got {value!r}")
-    if time_step is not None and not (np.isfinite(time_step) and time_step > 0):
-        raise ArgumentError(f"time_step must be a positive number of ms, got {time_step!r}")
-    image = fmt.as_image(image4d, 4, "image4d")
+    time_step = fmt.as_time_step(time_step)
+    image = fmt.as_image(image4d, "image4d", 4, keep_dtype=True)
     n_frames = image.shape[3]
-    for name, value in (("ed", ed), ("es", es)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n_frames:
-            raise ArgumentError(
-                f"{name} must be a 0-based frame index in 0..{n_frames - 1}, got {value!r}"
-            )
-    if ed == es:
-        raise ArgumentError(f"ed and es must be different frames, both are {ed}")
-    spacing_mm = fmt.as_spacing(spacing)
-    matrix = fmt.as_affine(affine, spacing_mm)
+    fmt.check_frames(ed, es, n_frames, one_based=False)
+    _, matrix = fmt.geometry(spacing, affine)
     labels4d = None
     if labels is None:
         if split != "Training/Unlabeled":
@@ -250,12 +233,10 @@ def write_case(
             )
         labels4d = np.zeros(image.shape, dtype=np.uint8)
         for frame in (ed, es):
-            values = fmt.as_labels(labels[frame], image.shape[:3], LABELS, f"labels[{frame}]")
+            values = fmt.as_labels(labels[frame], f"labels[{frame}]", LABELS, image.shape[:3])
             labels4d[..., frame] = from_acdc_labels(values) if label_convention == "acdc" else values
 
-    base = fmt.as_path(root, "root")
-    if base.exists() and not base.is_dir():
-        raise FileFormatError(base, "is a file; give the OpenDataset folder to write into")
+    base = fmt.folder_to_write(root, "OpenDataset folder")
     csv_path = base / INFO_CSV
     rows = _read_info(csv_path) if csv_path.exists() else {}
     folder = base / split / case_id
@@ -297,8 +278,9 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
 
     ``info`` is the parsed CSV (read from the OpenDataset folder when None). Checks: the CSV has
     the subject with integer ED/ES inside 0..T-1; the cine is 4-D without NaN; the labels (except in
-    Training/Unlabeled) have the cine's shape and affine (1e-3 mm), values in {0, 1, 2, 3}, labels
-    at ED and ES and nowhere else. Any problem → FileFormatError naming the file.
+    Training/Unlabeled) lie on the cine's voxel grid (:func:`cmrlab.data.volume.check_same_grid`),
+    values in {0, 1, 2, 3}, labels at ED and ES and nowhere else; no file is a link leading out of
+    the OpenDataset folder. Any problem → FileFormatError naming the file.
     """
     folder = fmt.as_path(folder, "folder")
     fmt.require_folder(folder, "M&Ms subject folder")
@@ -310,8 +292,9 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
         raise FileFormatError(base / INFO_CSV, f"has no row for External code {case_id}")
     image_path = folder / f"{case_id}_sa.nii.gz"
     fmt.require_file(image_path, "the cine image (<ID>_sa.nii.gz)")
-    cine = fmt.read_volume(image_path, 4, "cine")
-    n_frames = cine.data.shape[3]
+    fmt.inside_dataset(base, image_path)
+    cine = read_volume(image_path, 4)
+    n_frames = cine.array.shape[3]
     ed, es = int(row["ED"]), int(row["ES"])
     for key, value in (("ED", ed), ("ES", es)):
         if value >= n_frames:
@@ -324,11 +307,12 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
     gt_path = folder / f"{case_id}_sa_gt.nii.gz"
     if split != "Training/Unlabeled" or gt_path.exists():
         fmt.require_file(gt_path, "the label file (<ID>_sa_gt.nii.gz)")
-        gt = fmt.read_volume(gt_path, 4, "labels")
-        fmt.check_same_grid(cine, gt, "labels")
-        if gt.data.shape[3] != n_frames:
-            raise FileFormatError(gt_path, f"has {gt.data.shape[3]} frames, the cine {n_frames}")
-        labels4d = fmt.check_label_values(gt, LABELS, "labels")
+        fmt.inside_dataset(base, gt_path)
+        gt = read_volume(gt_path, 4)
+        check_same_grid(cine, gt, spatial_only=True)
+        if gt.array.shape[3] != n_frames:
+            raise FileFormatError(gt_path, f"has {gt.array.shape[3]} frames, the cine {n_frames}")
+        labels4d = gt.labels(LABELS, "M&Ms")
         labelled = np.flatnonzero(labels4d.reshape(-1, n_frames).any(axis=0)).tolist()
         for key, value in (("ED", ed), ("ES", es)):
             if value not in labelled:
@@ -346,9 +330,9 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
         id=case_id,
         split=split,
         folder=folder,
-        image4d=cine.data.astype(np.float32),
+        image4d=cine.image(),
         labels4d=labels4d,
-        spacing=np.asarray(cine.zooms[:3], dtype=float),
+        spacing=np.asarray(cine.spacing, dtype=float),
         affine=cine.affine,
         ed_index=ed,
         es_index=es,
@@ -357,7 +341,7 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
         centre=row["Centre"],
         pathology=row.get("Pathology") or None,
         n_frames=n_frames,
-        time_step=float(cine.zooms[3]),
+        time_step=float(cine.time_step),
         info=dict(row),
     )
 
@@ -365,10 +349,10 @@ def read_case(folder: PathLike, info: Mapping[str, Mapping[str, str]] | None = N
 def list_cases(root: PathLike) -> list[Path]:
     """Subject folders under ``root`` (OpenDataset or the folder holding it), by split then ID."""
     base = _open_dataset(root)
-    return [
+    return fmt.inside_all(base, [
         folder for split in SPLITS if (base / split).is_dir()
         for folder in fmt.visible_dirs(base / split)
-    ]
+    ])
 
 
 def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
@@ -377,8 +361,6 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     The quick check reads the CSV and checks each subject has a row and its files; ``deep=True``
     reads every subject with :func:`read_case`. Raises FileFormatError naming the first bad file.
     """
-    from cmrlab.viz.progress import progress
-
     base = _open_dataset(root)
     rows = _read_info(base / INFO_CSV)
     cases = list_cases(base)
@@ -390,8 +372,7 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     if missing_rows:
         problems.append(f"{len(missing_rows)} CSV row(s) without a subject folder, e.g. {missing_rows[0]}")
     splits, vendors, centres, groups = [], [], [], []
-    iterator = progress(cases, desc="M&Ms check", leave=False) if deep else cases
-    for folder in iterator:
+    for folder in fmt.deep_progress(cases, "M&Ms check") if deep else cases:
         if deep:
             case = read_case(folder, rows)
             split, row = case.split, case.info
@@ -400,9 +381,11 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
             if folder.name not in rows:
                 raise FileFormatError(base / INFO_CSV, f"has no row for External code {folder.name}")
             row = rows[folder.name]
-            fmt.require_file(folder / f"{folder.name}_sa.nii.gz", "the cine image (<ID>_sa.nii.gz)")
+            image = fmt.require_file(folder / f"{folder.name}_sa.nii.gz", "the cine image (<ID>_sa.nii.gz)")
+            fmt.inside_dataset(base, image)
             if split != "Training/Unlabeled":
-                fmt.require_file(folder / f"{folder.name}_sa_gt.nii.gz", "the label file (<ID>_sa_gt.nii.gz)")
+                gt = fmt.require_file(folder / f"{folder.name}_sa_gt.nii.gz", "the label file (<ID>_sa_gt.nii.gz)")
+                fmt.inside_dataset(base, gt)
         splits.append(split)
         vendors.append(row["Vendor"])
         centres.append(row["Centre"])

@@ -48,25 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmrlab.data._brain_formats import (
-    TISSUE_LABELS,
-    DatasetReport,
-    PathLike,
-    as_image_array,
-    as_label_argument,
-    as_root,
-    check_case_id,
-    check_same_grid,
-    deep_progress,
-    geometry_affine,
-    image_data,
-    label_data,
-    read_volume,
-    require_file,
-    require_folder,
-    visible,
-    write_nifti,
-)
+from cmrlab.data import _formats as fmt
+from cmrlab.data.io import PathLike, save_nifti
+from cmrlab.data.volume import check_same_grid, read_volume
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, FileFormatError
 
@@ -198,8 +182,8 @@ def write_subject(
     order (e.g. ``{6: ventricles, 2: basal_ganglia}``; values 1..10). ``affine`` defaults to
     ``diag(spacing)``. Images are stored as float32, ``segm`` as uint8. Returns the subject folder.
     """
-    name = check_case_id(subject_id, "subject_id")
-    matrix = geometry_affine(spacing, affine)
+    name = fmt.check_case_id(subject_id, "subject_id")
+    matrix = fmt.geometry(spacing, affine)[1]
     if not isinstance(images, Mapping):
         raise ArgumentError(f"images must be a mapping name → array, got {type(images).__name__}")
     unknown = set(images) - set(MODALITIES)
@@ -207,14 +191,14 @@ def write_subject(
     if unknown or missing:
         raise ArgumentError(f"images: needs {list(ALIGNED_MODALITIES)} (and optionally 'T1'); "
                             f"missing {sorted(missing)}, unknown {sorted(unknown)}")
-    arrays = {key: as_image_array(images[key], f"images[{key!r}]") for key in MODALITIES
+    arrays = {key: fmt.as_image(images[key], f"images[{key!r}]") for key in MODALITIES
               if key in images}
     shape = arrays["FLAIR"].shape
     for key, array in arrays.items():
         if array.shape != shape:
             raise ArgumentError(f"images[{key!r}] has shape {array.shape}, FLAIR has {shape}")
     arrays.setdefault("T1", arrays["reg_T1"])
-    tissue = as_label_argument(tissue_labels, "tissue_labels", TISSUE_LABELS, shape)
+    tissue = fmt.as_labels(tissue_labels, "tissue_labels", fmt.TISSUE_LABELS, shape)
     segm = np.array([_SEGM_OF_TISSUE[t] for t in range(4)], dtype=np.uint8)[tissue]
     for value in sorted(structures or {}):
         if not isinstance(value, (int, np.integer)) or not 1 <= value <= 10:
@@ -224,10 +208,10 @@ def write_subject(
             raise ArgumentError(f"structures[{value}] must be a boolean mask of shape {shape}, "
                                 f"got {mask.dtype} {mask.shape}")
         segm[mask] = value
-    folder = as_root(root) / "training" / name
+    folder = fmt.as_path(root) / "training" / name
     for key in MODALITIES:
-        write_nifti(folder / "pre" / f"{key}.nii.gz", arrays[key], matrix)
-    write_nifti(folder / "segm.nii.gz", segm, matrix)
+        save_nifti(arrays[key], folder / "pre" / f"{key}.nii.gz", matrix)
+    save_nifti(segm, folder / "segm.nii.gz", matrix)
     return folder
 
 
@@ -241,17 +225,19 @@ def read_subject(path: PathLike) -> MRBrainSSubject:
     scans on the grid of ``segm`` (same shape, affine within 1e-3 mm), label values 0..10, no NaN.
     Raises FileFormatError naming the file at fault.
     """
-    folder = require_folder(as_root(path, "path"), "an MRBrainS18 subject folder (training/<id>)")
-    segm_file = require_file(folder / "segm.nii.gz", "the label map of an MRBrainS18 subject")
+    folder = fmt.require_folder(fmt.as_path(path, "path"), "an MRBrainS18 subject folder (training/<id>)")
+    segm_file = fmt.require_file(folder / "segm.nii.gz", "the label map of an MRBrainS18 subject")
+    root = folder.parent if folder.parent.name == "training" else folder
+    fmt.inside_dataset(root, segm_file)
     segm_volume = read_volume(segm_file)
     images = {}
     files = {"segm": segm_file}
     for key in ALIGNED_MODALITIES:
-        file = require_file(folder / "pre" / f"{key}.nii.gz",
-                            f"the {key} scan of MRBrainS18 subject {folder.name}")
-        volume = read_volume(file)
+        file = fmt.require_file(folder / "pre" / f"{key}.nii.gz",
+                                f"the {key} scan of MRBrainS18 subject {folder.name}")
+        volume = read_volume(fmt.inside_dataset(root, file))
         check_same_grid(segm_volume, volume)
-        images[key] = image_data(volume)
+        images[key] = volume.image()
         files[key] = file
     for key in ("T1", "IR"):
         if (folder / "pre" / f"{key}.nii.gz").is_file():
@@ -259,7 +245,7 @@ def read_subject(path: PathLike) -> MRBrainSSubject:
     return MRBrainSSubject(
         id=folder.name,
         images=images,
-        segm=label_data(segm_volume, LABELS, "MRBrainS18"),
+        segm=segm_volume.labels(LABELS, "MRBrainS18"),
         spacing=segm_volume.spacing,
         affine=segm_volume.affine,
         files=files,
@@ -270,7 +256,7 @@ def read_subject(path: PathLike) -> MRBrainSSubject:
 # Dataset
 # ----------------------------------------------------------------------------------------------
 def _training_folder(root: Path) -> Path:
-    require_folder(root, "the MRBrainS18 dataset folder")
+    fmt.require_folder(root, "the MRBrainS18 dataset folder")
     if root.name == "training":
         return root
     training = root / "training"
@@ -283,33 +269,34 @@ def _training_folder(root: Path) -> Path:
 def list_cases(root: PathLike) -> list[Path]:
     """Subject folders under ``root`` (the ``MRBrainS18`` folder or its ``training``), sorted by
     id (numerically where the ids are numbers: 1, 4, 5, 7, 14, 070, 148)."""
-    training = _training_folder(as_root(root))
-    folders = [p for p in visible(training.iterdir()) if p.is_dir()]
+    training = _training_folder(fmt.as_path(root))
+    folders = fmt.inside_all(training, [p for p in fmt.visible(training.iterdir()) if p.is_dir()])
     return sorted(folders, key=lambda p: (0, int(p.name), p.name) if p.name.isdigit()
                   else (1, 0, p.name))
 
 
-def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
+def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     """Check the layout under ``root`` (the ``MRBrainS18`` folder or its ``training``).
 
     Raises FileFormatError naming the first missing file (``segm.nii.gz`` or one of
     ``pre/{FLAIR,reg_IR,reg_T1}.nii.gz``) or when no subject is found. ``problems`` notes subjects
     without ``pre/T1.nii.gz``. With ``deep=True`` every subject is read (geometry, labels).
     """
-    root = as_root(root)
+    root = fmt.as_path(root)
     cases = list_cases(root)
     if not cases:
         raise FileFormatError(_training_folder(root), "holds no subject folder")
     problems = []
     for folder in cases:
-        require_file(folder / "segm.nii.gz", f"the label map of MRBrainS18 subject {folder.name}")
+        fmt.inside_dataset(folder.parent, fmt.require_file(
+            folder / "segm.nii.gz", f"the label map of MRBrainS18 subject {folder.name}"))
         for key in ALIGNED_MODALITIES:
-            require_file(folder / "pre" / f"{key}.nii.gz",
-                         f"the {key} scan of MRBrainS18 subject {folder.name}")
+            fmt.inside_dataset(folder.parent, fmt.require_file(
+                folder / "pre" / f"{key}.nii.gz", f"the {key} scan of MRBrainS18 subject {folder.name}"))
         if not (folder / "pre" / "T1.nii.gz").is_file():
             problems.append(f"{folder.name}: pre/T1.nii.gz (native-space T1) is missing")
     if deep:
-        for folder in deep_progress(cases, "reading MRBrainS18"):
+        for folder in fmt.deep_progress(cases, "reading MRBrainS18"):
             read_subject(folder)
-    return DatasetReport("MRBrainS18", root, len(cases), {"split": {"training": len(cases)}},
-                         tuple(problems), deep)
+    return fmt.DatasetReport("MRBrainS18", root, len(cases), {"split": {"training": len(cases)}},
+                             tuple(problems), deep)

@@ -34,31 +34,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
-from cmrlab.data._brain_formats import (
-    DatasetReport,
-    PathLike,
-    as_image_array,
-    as_label_argument,
-    as_root,
-    check_case_id,
-    check_same_grid,
-    deep_progress,
-    geometry_affine,
-    image_data,
-    label_data,
-    read_volume,
-    require_file,
-    require_folder,
-    visible,
-    write_nifti,
-)
-from cmrlab.files import atomic_write
+from cmrlab.data import _formats as fmt
+from cmrlab.data.io import PathLike, save_nifti
+from cmrlab.data.volume import check_same_grid, read_volume
+from cmrlab.files import atomic_write_text, inside, load_json
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
@@ -149,7 +134,7 @@ def brats_to_msd_image(images: Mapping[str, np.ndarray]) -> np.ndarray:
     missing = [k for k in BRATS_TO_MSD_CHANNELS if k not in images]
     if missing:
         raise ArgumentError(f"images lacks BraTS scan(s) {missing}")
-    arrays = [as_image_array(images[k], f"images[{k!r}]") for k in BRATS_TO_MSD_CHANNELS]
+    arrays = [fmt.as_image(images[k], f"images[{k!r}]") for k in BRATS_TO_MSD_CHANNELS]
     if len({a.shape for a in arrays}) != 1:
         raise ArgumentError(f"images: the scans differ in shape {[a.shape for a in arrays]}")
     return np.stack(arrays, axis=-1)
@@ -187,10 +172,13 @@ def _json_problem(path: Path, problem: str) -> FileFormatError:
 def _index_map(path: Path, raw: object, key: str, consecutive: bool) -> dict[int, str]:
     if not isinstance(raw, dict) or not raw:
         raise _json_problem(path, f'"{key}" must be a non-empty object such as {{"0": "..."}}')
-    out = {}
+    out: dict[int, str] = {}
     for k, v in raw.items():
-        if not (isinstance(k, str) and k.isdigit()) or not isinstance(v, str):
-            raise _json_problem(path, f'"{key}" must map index strings to names, found {k!r}: {v!r}')
+        if not (isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 6) or not isinstance(v, str):
+            raise _json_problem(path, f'"{key}" must map index strings to names, found '
+                                f'{str(k)[:40]!r}: {str(v)[:40]!r}')
+        if int(k) in out:
+            raise _json_problem(path, f'"{key}" gives index {int(k)} twice (as {k!r})')
         out[int(k)] = v
     if consecutive and sorted(out) != list(range(len(out))):
         raise _json_problem(path, f'"{key}" indices must be 0..{len(out) - 1}, found {sorted(out)}')
@@ -215,30 +203,29 @@ def _entry_path(path: Path, root: Path, value: object, where: str, folder: str) 
     if len(parts) != 2 or parts[0] != folder or not parts[1].endswith(_SUFFIX) \
             or parts[1].startswith("."):
         raise _json_problem(path, f"{where} = {value!r} should be ./{folder}/<case>{_SUFFIX}")
-    return root / folder / parts[1]
+    return inside(root, Path(folder, parts[1]), source=path, what=where)
 
 
 def read_dataset_json(root: PathLike) -> MSDTask:
     """Read and validate ``root/dataset.json`` (``root`` = the task folder, e.g.
     ``MSD/Task01_BrainTumour``).
 
-    Checks: valid JSON object; keys ``name``, ``modality``, ``labels``, ``numTraining``,
+    Checks: a JSON object read strictly (:func:`cmrlab.files.load_json`: UTF-8, no NaN, inf or
+    ``1e400``, limited nesting); keys ``name``, ``modality``, ``labels``, ``numTraining``,
     ``numTest``, ``training``, ``test`` present; ``modality`` indices 0..C−1; ``labels`` include
     0; ``numTraining``/``numTest`` equal the list lengths; every path relative, without ``..``,
-    of the form ``./imagesTr/<case>.nii.gz`` (``labelsTr``, ``imagesTs``), and listed once.
+    of the form ``./imagesTr/<case>.nii.gz`` (``labelsTr``, ``imagesTs``), listed once, and
+    inside the task folder once symbolic links are followed (:func:`cmrlab.files.inside`).
     Files are not opened here (see :func:`check_dataset`). Raises FileFormatError naming
     dataset.json and the entry at fault.
     """
-    root = require_folder(as_root(root), "an MSD task folder (e.g. MSD/Task01_BrainTumour)")
+    root = fmt.require_folder(fmt.as_path(root), "an MSD task folder (e.g. MSD/Task01_BrainTumour)")
     path = root / "dataset.json"
-    require_file(path, "every MSD task folder has a dataset.json describing its files")
+    fmt.require_file(path, "every MSD task folder has a dataset.json describing its files")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise _json_problem(path, f"is not UTF-8 text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise _json_problem(path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                            f"column {exc.colno}") from None
+        raw = load_json(path)
+    except FileFormatError as exc:
+        raise _json_problem(path, exc.problem) from None
     if not isinstance(raw, dict):
         raise _json_problem(path, f"must hold a JSON object, found {type(raw).__name__}")
     missing = [k for k in _REQUIRED_KEYS if k not in raw]
@@ -289,7 +276,7 @@ def write_dataset_json(root: PathLike, metadata: Mapping[str, Any]) -> Path:
     Call it after the last :func:`write_case`. The file is written atomically and is
     byte-identical for identical inputs. Returns its path.
     """
-    root = require_folder(as_root(root), "the MSD task folder to describe")
+    root = fmt.require_folder(fmt.as_path(root), "the MSD task folder to describe")
     if not isinstance(metadata, Mapping):
         raise ArgumentError(f"metadata must be a mapping, got {type(metadata).__name__}")
     reserved = {"numTraining", "numTest", "training", "test"} & set(metadata)
@@ -311,7 +298,7 @@ def write_dataset_json(root: PathLike, metadata: Mapping[str, Any]) -> Path:
         where = root / folder
         if not where.is_dir():
             return []
-        return [p.name for p in visible(where.iterdir()) if p.name.endswith(_SUFFIX)]
+        return [p.name for p in fmt.visible(where.iterdir()) if p.name.endswith(_SUFFIX)]
 
     images_tr, labels_tr, images_ts = names("imagesTr"), set(names("labelsTr")), names("imagesTs")
     for name in images_tr:
@@ -325,11 +312,10 @@ def write_dataset_json(root: PathLike, metadata: Mapping[str, Any]) -> Path:
                             for n in images_tr]
     document["test"] = [f"./imagesTs/{n}" for n in images_ts]
     try:
-        text = json.dumps(document, indent=4, ensure_ascii=False) + "\n"
-    except TypeError as exc:
+        text = json.dumps(document, indent=4, ensure_ascii=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
         raise ArgumentError(f"metadata must hold JSON values only ({exc})") from None
-    path = root / "dataset.json"
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write_text(root / "dataset.json", text)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,22 +360,22 @@ def write_case(
     values in ``label_values`` (default: Task01's 0..3). ``affine`` defaults to
     ``diag(spacing)``. Then call :func:`write_dataset_json`. Returns the image path.
     """
-    name = check_case_id(case_id)
+    name = fmt.check_case_id(case_id)
     if split not in ("training", "test"):
         raise ArgumentError(f"split must be 'training' or 'test', got {split!r}")
-    matrix = geometry_affine(spacing, affine)
-    img = as_image_array(image, "image", (3, 4))
-    root = as_root(root)
+    matrix = fmt.geometry(spacing, affine)[1]
+    img = fmt.as_image(image, "image", (3, 4))
+    root = fmt.as_path(root)
     if split == "test":
         if labels is not None:
             raise ArgumentError("labels: MSD test cases have no labels; leave it None")
-        return write_nifti(root / "imagesTs" / f"{name}{_SUFFIX}", img, matrix)
+        return save_nifti(img, root / "imagesTs" / f"{name}{_SUFFIX}", matrix)
     if labels is None:
         raise ArgumentError("labels: a training case needs its label map")
     allowed = LABELS if label_values is None else label_values
-    lab = as_label_argument(labels, "labels", allowed, img.shape[:3])
-    image_path = write_nifti(root / "imagesTr" / f"{name}{_SUFFIX}", img, matrix)
-    write_nifti(root / "labelsTr" / f"{name}{_SUFFIX}", lab, matrix)
+    lab = fmt.as_labels(labels, "labels", allowed, img.shape[:3])
+    image_path = save_nifti(img, root / "imagesTr" / f"{name}{_SUFFIX}", matrix)
+    save_nifti(lab, root / "labelsTr" / f"{name}{_SUFFIX}", matrix)
     return image_path
 
 
@@ -401,7 +387,7 @@ def read_case(path: PathLike) -> MSDCase:
     label (training) is 3-D on the image's grid (shape, affine within 1e-3 mm) with values among
     ``labels``; no NaN. Raises FileFormatError naming the file at fault.
     """
-    image_path = as_root(path, "path")
+    image_path = fmt.as_path(path, "path")
     if image_path.parent.name not in ("imagesTr", "imagesTs"):
         raise ArgumentError(f"path must be an image in a task's imagesTr/ or imagesTs/, got "
                             f"{image_path}")
@@ -414,10 +400,10 @@ def read_case(path: PathLike) -> MSDCase:
     else:
         raise FileFormatError(image_path, f"is not listed in {task.root / 'dataset.json'}")
     n = task.n_channels
-    image = read_volume(require_file(image_path, f"listed in dataset.json ({split})"), ndim=(3, 4))
-    if n == 1 and image.data.ndim == 4 and image.data.shape[3] == 1:  # X×Y×Z×1: one channel
-        image = replace(image, data=image.data[..., 0])
-    shape = image.data.shape
+    image = read_volume(fmt.require_file(image_path, f"listed in dataset.json ({split})"), ndim=(3, 4))
+    if n == 1 and image.array.ndim == 4 and image.array.shape[3] == 1:  # X×Y×Z×1: one channel
+        image = image.with_array(image.array[..., 0])
+    shape = image.array.shape
     if (n == 1 and len(shape) != 3) or (n > 1 and (len(shape) != 4 or shape[3] != n)):
         expected = "X×Y×Z" if n == 1 else f"X×Y×Z×{n}"
         raise FileFormatError(image_path, f"has shape {shape}, but dataset.json lists {n} "
@@ -426,14 +412,14 @@ def read_case(path: PathLike) -> MSDCase:
     labels = None
     files = {"image": image_path}
     if label_path is not None:
-        label = read_volume(require_file(label_path, "the label file listed in dataset.json"))
+        label = read_volume(fmt.require_file(label_path, "the label file listed in dataset.json"))
         check_same_grid(image, label, spatial_only=True)
-        labels = label_data(label, task.labels, f"dataset.json of {task.root.name}")
+        labels = label.labels(task.labels, f"dataset.json of {task.root.name}")
         files["label"] = label_path
     return MSDCase(
         id=image_path.name[: -len(_SUFFIX)],
         split=split,
-        image=image_data(image),
+        image=image.image(),
         labels=labels,
         spacing=image.spacing,
         affine=image.affine,
@@ -457,7 +443,7 @@ def list_cases(root: PathLike, split: str = "training") -> list[Path]:
     return {"training": training, "test": test, "all": training + test}[split]
 
 
-def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
+def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     """Check a task folder against its ``dataset.json``.
 
     Raises FileFormatError for a bad dataset.json (:func:`read_dataset_json`) or a listed file
@@ -467,22 +453,22 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> DatasetReport:
     """
     task = read_dataset_json(root)
     for i, (image, label) in enumerate(task.training):
-        require_file(image, f"listed in dataset.json as training[{i}].image")
-        require_file(label, f"listed in dataset.json as training[{i}].label")
+        fmt.require_file(image, f"listed in dataset.json as training[{i}].image")
+        fmt.require_file(label, f"listed in dataset.json as training[{i}].label")
     for i, image in enumerate(task.test):
-        require_file(image, f"listed in dataset.json as test[{i}]")
+        fmt.require_file(image, f"listed in dataset.json as test[{i}]")
     listed = {p for pair in task.training for p in pair} | set(task.test)
     problems = []
     for folder in ("imagesTr", "labelsTr", "imagesTs"):
         where = task.root / folder
         if where.is_dir():
-            for p in visible(where.iterdir()):
+            for p in fmt.visible(where.iterdir()):
                 if p.name.endswith(_SUFFIX) and p not in listed:
                     problems.append(f"{folder}/{p.name} is not listed in dataset.json")
     if deep:
         images = [i for i, _ in task.training] + list(task.test)
-        for image in deep_progress(images, f"reading {task.root.name}"):
+        for image in fmt.deep_progress(images, f"reading {task.root.name}"):
             read_case(image)
     splits = {"training": len(task.training), "test": len(task.test)}
-    return DatasetReport(f"MSD {task.root.name}", task.root, sum(splits.values()), {"split": splits},
-                         tuple(problems), deep)
+    return fmt.DatasetReport(f"MSD {task.root.name}", task.root, sum(splits.values()), {"split": splits},
+                             tuple(problems), deep)

@@ -31,8 +31,6 @@ Masks filled from the contours use the ACDC values: 3 LV cavity (inside the endo
 """
 from __future__ import annotations
 
-import csv
-import io as _io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,15 +38,17 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pydicom.valuerep import DSfloat
 from skimage.draw import polygon2mask
 from skimage.measure import find_contours
 
+from cmrlab.checks import check_choice, check_number, metadata_number
 from cmrlab.data import _formats as fmt
 from cmrlab.data.io import PathLike, read_dicom, spacing_from_affine
-from cmrlab.files import atomic_write
 from cmrlab.errors import ArgumentError, FileFormatError
+from cmrlab.files import atomic_write, atomic_write_text, read_text
 
 __all__ = [
     "GROUPS",
@@ -175,7 +175,7 @@ def read_contour(path: PathLike, shape: tuple[int, int] | None = None) -> np.nda
     """
     path = fmt.as_path(path, "path")
     points = []
-    for number, line in enumerate(fmt.read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path, what="contour file").splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -187,7 +187,7 @@ def read_contour(path: PathLike, shape: tuple[int, int] | None = None) -> np.nda
                 raise ValueError
         except ValueError:
             raise FileFormatError(
-                path, f"line {number} {line.strip()!r} should hold two numbers 'x y' (pixel coordinates)"
+                path, f"line {number} {line.strip()[:80]!r} should hold two numbers 'x y' (pixel coordinates)"
             ) from None
         if shape is not None and not (-1.0 <= x <= shape[0] and -1.0 <= y <= shape[1]):
             raise FileFormatError(
@@ -220,19 +220,15 @@ def _read_patients(root: Path) -> dict[str, dict[str, str]]:
     path = root / PATIENT_CSV
     if not path.exists():
         raise FileFormatError(path, "the id table is missing (it maps SCD image ids to the SC-* contour ids)")
-    reader = csv.DictReader(_io.StringIO(fmt.read_text(path)))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    for column in ("PatientID", "OriginalID"):
-        if column not in columns:
-            raise FileFormatError(path, f"column {column} missing; found {columns}")
     rows: dict[str, dict[str, str]] = {}
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    for number, row in fmt.read_csv(path, ("PatientID", "OriginalID")):
         if not _ORIGINAL_RE.match(row["OriginalID"]):
             raise FileFormatError(
-                path, f"line {number}: OriginalID {row['OriginalID']!r} is not like SC-HF-I-1, "
+                path, f"line {number}: OriginalID {row['OriginalID'][:40]!r} is not like SC-HF-I-1, "
                 "SC-HF-NI-3, SC-HYP-1 or SC-N-2"
             )
+        if row["PatientID"] in rows:
+            raise FileFormatError(path, f"line {number}: PatientID {row['PatientID'][:40]} appears twice")
         rows[row["PatientID"]] = row
     return rows
 
@@ -304,8 +300,7 @@ def write_case(
     """
     if not isinstance(case_id, str) or not _CASE_RE.match(case_id):
         raise ArgumentError(f"case_id must look like 'SCD0000101', got {case_id!r}")
-    if group not in GROUPS:
-        raise ArgumentError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+    check_choice("group", group, GROUPS)
     patient_number = int(case_id[3:8])
     original_id = original_id or f"SC-{group}-{patient_number}"
     match = _ORIGINAL_RE.match(original_id) if isinstance(original_id, str) else None
@@ -313,32 +308,24 @@ def write_case(
         raise ArgumentError(
             f"original_id must look like 'SC-{group}-1' (its group must be {group}), got {original_id!r}"
         )
-    image = fmt.as_image(image4d, 4, "image4d")
+    image = fmt.as_image(image4d, "image4d", 4, keep_dtype=True)
     n_x, n_y, n_z, n_t = image.shape
     if n_z * n_t > 9999:
         raise ArgumentError(
             f"image4d has {n_z}×{n_t} slices×phases; file numbers NNNN allow at most 9999"
         )
-    labels = fmt.as_labels(lv_labels, image.shape, (0, 1, 2, 3), "lv_labels")
+    labels = fmt.as_labels(lv_labels, "lv_labels", (0, 1, 2, 3), image.shape)
     frames = sorted({int(t) for t in contour_frames})
     if not frames or any(not 0 <= t < n_t for t in frames):
         raise ArgumentError(
             f"contour_frames must be 0-based phases in 0..{n_t - 1}, got {list(contour_frames)}"
         )
-    spacing_mm = fmt.as_spacing(spacing)
-    matrix = fmt.as_affine(affine, spacing_mm)
-    time_step = 1000.0 / n_t if time_step is None else float(time_step)
-    if not (np.isfinite(time_step) and time_step > 0):
-        raise ArgumentError(f"time_step must be a positive number of ms, got {time_step!r}")
-    thickness = spacing_mm[2] if slice_thickness is None else float(slice_thickness)
-    if not (np.isfinite(thickness) and thickness > 0):
-        raise ArgumentError(
-            f"slice_thickness must be a positive number of mm, got {slice_thickness!r}"
-        )
+    spacing_mm, matrix = fmt.geometry(spacing, affine)
+    time_step = 1000.0 / n_t if time_step is None else fmt.as_time_step(time_step)
+    thickness = spacing_mm[2] if slice_thickness is None else check_number(
+        "slice_thickness", slice_thickness, 0.0, low_open=True)
 
-    base = fmt.as_path(root, "root")
-    if base.exists() and not base.is_dir():
-        raise FileFormatError(base, "is a file; give the Sunnybrook folder to write into")
+    base = fmt.folder_to_write(root, "Sunnybrook folder")
     part = images_folder or f"SCD_IMAGES_{(patient_number - 1) // 9 + 1:02d}"
     series_dir = base / part / case_id / f"CINESAX_{int(series_number)}"
 
@@ -410,18 +397,13 @@ def write_case(
                     continue  # no myocardium drawn on this slice: no epicardium
                 outline = trace_outline(mask)
                 if outline is not None:
-                    fmt.write_text(contour_dir / f"IM-0001-{number:04d}-{kind}contour-manual.txt",
-                                   _contour_text(outline))
+                    atomic_write_text(contour_dir / f"IM-0001-{number:04d}-{kind}contour-manual.txt",
+                                      _contour_text(outline))
 
     rows = _read_patients(base) if (base / PATIENT_CSV).exists() else {}
     rows[case_id] = {"PatientID": case_id, "OriginalID": original_id, "Gender": gender, "Age": str(age),
                      "Pathology": GROUPS[group]}
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for key in sorted(rows):
-        writer.writerow({c: rows[key].get(c, "") for c in CSV_COLUMNS})
-    fmt.write_text(base / PATIENT_CSV, buffer.getvalue())
+    fmt.write_csv(base / PATIENT_CSV, CSV_COLUMNS, rows)
     return series_dir
 
 
@@ -454,7 +436,27 @@ def _locate(root_or_folder: PathLike, case_id: str | None) -> tuple[Path, Path]:
     )
 
 
-def _read_series(series_dir: Path):
+def _tag_numbers(path: Path, ds: Dataset, keyword: str, count: int, default: object = None, *,
+                 positive: bool = False) -> np.ndarray:
+    """``count`` finite numbers from the DICOM tag ``keyword`` (``default`` when it is absent).
+
+    Each value is checked by :func:`cmrlab.checks.metadata_number` (NaN, inf, ``1e400``, empty
+    and non-numeric text are refused); ``positive`` also refuses values <= 0.
+    """
+    value = ds.get(keyword, default)
+    if value is None:
+        raise FileFormatError(path, f"lacks the {keyword} tag")
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    if len(items) != count:
+        raise FileFormatError(path, f"tag {keyword} should hold {count} number(s), it holds {len(items)}")
+    numbers = np.array([metadata_number(path, keyword if count == 1 else f"{keyword}[{k}]", v)
+                        for k, v in enumerate(items)], dtype=float)
+    if positive and np.any(numbers <= 0):
+        raise FileFormatError(path, f"tag {keyword} must hold numbers > 0, got {numbers.tolist()}")
+    return numbers
+
+
+def _read_series(series_dir: Path, root: Path):
     files = sorted(p for p in series_dir.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() == ".dcm")
     if not files:
@@ -462,28 +464,29 @@ def _read_series(series_dir: Path):
     records = []
     reference = None
     for path in files:
-        ds = read_dicom(path)
-        try:
-            iop = np.asarray(ds.ImageOrientationPatient, dtype=float)
-            ipp = np.asarray(ds.ImagePositionPatient, dtype=float)
-            pixel_spacing = np.asarray(ds.PixelSpacing, dtype=float)
-            geometry = (int(ds.Rows), int(ds.Columns), *np.round(iop, 4), *np.round(pixel_spacing, 4))
-            trigger = float(ds.get("TriggerTime", ds.get("InstanceNumber", 0)))
-            instance = int(ds.get("InstanceNumber", 0))
-            between = float(ds.get("SpacingBetweenSlices", ds.get("SliceThickness", 1.0)))
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise FileFormatError(path, f"lacks a geometry tag or has a bad one ({exc})") from None
-        if iop.shape != (6,) or ipp.shape != (3,) or pixel_spacing.shape != (2,):
-            raise FileFormatError(path, "has malformed ImageOrientationPatient/ImagePositionPatient/PixelSpacing")
+        ds = read_dicom(fmt.inside_dataset(root, path))
+        iop = _tag_numbers(path, ds, "ImageOrientationPatient", 6)
+        ipp = _tag_numbers(path, ds, "ImagePositionPatient", 3)
+        pixel_spacing = _tag_numbers(path, ds, "PixelSpacing", 2, positive=True)
+        rows, columns = (int(n) for n in (*_tag_numbers(path, ds, "Rows", 1),
+                                          *_tag_numbers(path, ds, "Columns", 1)))
+        geometry = (rows, columns, *np.round(iop, 4), *np.round(pixel_spacing, 4))
+        instance = int(_tag_numbers(path, ds, "InstanceNumber", 1, 0)[0])
+        trigger = float(_tag_numbers(path, ds, "TriggerTime", 1, instance)[0])
+        between = float(_tag_numbers(path, ds, "SpacingBetweenSlices", 1,
+                                     ds.get("SliceThickness", 1.0), positive=True)[0])
         if reference is None:
             reference = (path, geometry)
         elif geometry != reference[1]:
             raise FileFormatError(
                 path, f"has a different size, orientation or pixel spacing than {reference[0].name}"
             )
-        slope = float(ds.get("RescaleSlope", 1.0))
-        intercept = float(ds.get("RescaleIntercept", 0.0))
+        slope = float(_tag_numbers(path, ds, "RescaleSlope", 1, 1.0)[0])
+        intercept = float(_tag_numbers(path, ds, "RescaleIntercept", 1, 0.0)[0])
         pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        if not np.all(np.isfinite(pixels)):
+            raise FileFormatError(path, f"RescaleSlope {slope:g} and RescaleIntercept {intercept:g} "
+                                  "make the pixel values overflow float32")
         match = _DICOM_RE.match(path.name)
         number = int(match.group(2)) if match else instance
         records.append({
@@ -502,7 +505,9 @@ def read_case(root_or_folder: PathLike, case_id: str | None = None) -> Sunnybroo
     slice must have the same number of phases and the slices must be evenly spaced. Contours are
     matched to images by the file number NNNN and filled into masks (3 LV cavity inside the
     endocardium, 2 myocardium between epi- and endocardium). Problems → FileFormatError naming
-    the file (a damaged DICOM header, a bad contour line, a contour for a missing image...).
+    the file (a damaged DICOM header, a geometry or rescale tag that is NaN, infinite or not a
+    number, a bad contour line, a contour for a missing image, a file or folder that is a link
+    leading out of the dataset folder...).
     """
     root, case_folder = _locate(root_or_folder, case_id)
     case_id = case_folder.name
@@ -511,8 +516,9 @@ def read_case(root_or_folder: PathLike, case_id: str | None = None) -> Sunnybroo
         raise FileFormatError(root / PATIENT_CSV, f"has no row for PatientID {case_id}")
     row = patients[case_id]
     original_id = row["OriginalID"]
+    fmt.inside_dataset(root, case_folder)
     series_dir = _series_folder(case_folder)
-    records = _read_series(series_dir)
+    records = _read_series(series_dir, root)
 
     first = records[0]
     row_dir, col_dir = first["iop"][:3], first["iop"][3:]
@@ -571,6 +577,7 @@ def read_case(root_or_folder: PathLike, case_id: str | None = None) -> Sunnybroo
         number, kind = int(match.group(2)), match.group(3)
         if number not in where:
             raise FileFormatError(path, f"refers to image number {number:04d}, which {series_dir} does not hold")
+        fmt.inside_dataset(root, path)
         contours.setdefault(where[number], {})[kind] = read_contour(path, (n_x, n_y))
     labels = np.zeros(image.shape, dtype=np.uint8)
     for (z, t), outlines in contours.items():
@@ -591,7 +598,7 @@ def list_cases(root: PathLike) -> list[Path]:
         p for folder in _image_folders(base) for p in fmt.visible_dirs(folder)
         if _CASE_RE.match(p.name)
     ]
-    return sorted(found, key=lambda p: p.name)
+    return fmt.inside_all(base, sorted(found, key=lambda p: p.name))
 
 
 def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
@@ -601,8 +608,6 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     and its contour folder exists; ``deep=True`` reads every patient with :func:`read_case`.
     Raises FileFormatError naming the first bad file.
     """
-    from cmrlab.viz.progress import progress
-
     base = fmt.require_folder(fmt.as_path(root, "root"), "Sunnybrook folder")
     patients = _read_patients(base)
     cases = list_cases(base)
@@ -613,8 +618,7 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
     if unmatched:
         problems.append(f"{len(unmatched)} row(s) of {PATIENT_CSV} without images, e.g. {unmatched[0]}")
     parts, groups = [], []
-    iterator = progress(cases, desc="Sunnybrook check", leave=False) if deep else cases
-    for folder in iterator:
+    for folder in fmt.deep_progress(cases, "Sunnybrook check") if deep else cases:
         if deep:
             case = read_case(folder)
             group = case.group
@@ -622,11 +626,14 @@ def check_dataset(root: PathLike, *, deep: bool = False) -> fmt.DatasetReport:
             if folder.name not in patients:
                 raise FileFormatError(base / PATIENT_CSV, f"has no row for PatientID {folder.name}")
             original_id = patients[folder.name]["OriginalID"]
-            series = _series_folder(folder)
-            if not any(p.suffix.lower() == ".dcm" for p in series.iterdir()):
+            series = fmt.inside_dataset(base, _series_folder(folder))
+            dicoms = [p for p in series.iterdir() if p.suffix.lower() == ".dcm"]
+            if not dicoms:
                 raise FileFormatError(series, "holds no .dcm files")
+            fmt.inside_all(base, dicoms)
             contour_dir = _contour_dir(base, original_id)
             fmt.require_folder(contour_dir, "contour folder", f" (for {folder.name} = {original_id})")
+            fmt.inside_dataset(base, contour_dir)
             group = _ORIGINAL_RE.match(original_id).group(1)
         parts.append(folder.parent.name if folder.parent != base else "(root)")
         groups.append(group)
