@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import tarfile
@@ -40,14 +41,24 @@ class RangeServer:
     ``files[path] = bytes`` publishes a file at ``url(path)``. ``cut_after[path] = n`` makes the
     first request for it send only ``n`` bytes (with the full Content-Length) and close the
     connection. ``ignore_range`` holds paths answered with 200 and the whole file even when a
-    range was asked. ``log`` records ``(path, Range header or None, status)`` per request.
+    range was asked. ``etags[path]`` is sent as the ETag, and a request whose ``If-Range`` differs
+    gets the whole file (200). ``no_length`` holds paths sent without a Content-Length (the body
+    ends when the connection closes); ``announce[path] = n`` sends ``n`` as the Content-Length
+    whatever the body (a lying server); ``content_types[path]`` sets the Content-Type. ``log``
+    records ``(path, Range header or None, status)`` per request, ``if_ranges`` the If-Range
+    headers.
     """
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, int] = {}
         self.ignore_range: set[str] = set()
+        self.etags: dict[str, str] = {}
+        self.no_length: set[str] = set()
+        self.announce: dict[str, int] = {}
+        self.content_types: dict[str, str] = {}
         self.log: list[tuple[str, str | None, int]] = []
+        self.if_ranges: list[str | None] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,11 +67,23 @@ class RangeServer:
 
             def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
                 server.log.append((self.path, self.headers.get("Range"), status))
+                server.if_ranges.append(self.headers.get("If-Range"))
+                if self.path in server.no_length:
+                    headers.pop("Content-Length", None)
+                elif self.path in server.announce and status in (200, 206):
+                    headers["Content-Length"] = str(server.announce[self.path])
+                if self.path in server.etags:
+                    headers["ETag"] = server.etags[self.path]
+                if self.path in server.content_types:
+                    headers["Content-Type"] = server.content_types[self.path]
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+                    pass
 
             def do_GET(self):
                 data = server.files.get(self.path)
@@ -69,7 +92,9 @@ class RangeServer:
                     return
                 wanted = self.headers.get("Range")
                 match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
-                if match and self.path not in server.ignore_range:
+                if_range = self.headers.get("If-Range")
+                changed = if_range is not None and if_range != server.etags.get(self.path)
+                if match and self.path not in server.ignore_range and not changed:
                     start = int(match.group(1))
                     if start >= len(data):
                         self._send(416, {"Content-Range": f"bytes */{len(data)}",
@@ -150,6 +175,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def resumable(dest: Path, data: bytes, url: str, *, total: int | None = None, size=None,
+              md5=None, sha256=None, etag=None) -> Path:
+    """A partial download of ``dest`` holding ``data``, with the record download() writes
+    (the JSON format documented in partial_path), as an interrupted run leaves it."""
+    part = partial_path(dest)
+    part.write_bytes(data)
+    record = {"url": url, "size": size, "md5": md5, "sha256": sha256, "total": total,
+              "etag": etag, "last_modified": None}
+    part.with_name(part.name + ".json").write_text(json.dumps(record))
+    return part
+
+
 def leftovers(folder: Path) -> list[str]:
     """Every path under ``folder`` (hidden ones included), relative, sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
@@ -182,18 +219,23 @@ def test_complete_file_with_matching_checksum_needs_no_network(server, tmp_path)
     assert server.log == []
     # a complete partial file of known size is verified and renamed without a request too
     dest2 = tmp_path / "g.bin"
-    partial_path(dest2).write_bytes(data)
+    resumable(dest2, data, server.url("/absent"), size=len(data), md5=md5(data))
     download(server.url("/absent"), dest2, md5=md5(data), size=len(data), progress=False)
     assert dest2.read_bytes() == data and server.log == []
+    assert leftovers(tmp_path) == ["f.bin", "g.bin"]  # record deleted with the partial file
 
 
-def test_existing_file_with_wrong_checksum_is_reported_and_left_alone(server, tmp_path):
+def test_existing_file_with_wrong_checksum_is_downloaded_again(server, tmp_path):
+    # (changed on purpose: an existing file that fails its check used to be reported and trusted
+    # by nobody; now it is never trusted and a verified download replaces it)
     dest = tmp_path / "f.bin"
     dest.write_bytes(b"old content")
-    with pytest.raises(DownloadError, match="checksum mismatch") as info:
-        download(server.url("/absent"), dest, md5="0" * 32, progress=False)
-    assert info.value.expected == "0" * 32 and info.value.actual == md5(b"old content")
-    assert dest.read_bytes() == b"old content" and server.log == []
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(server.url("/absent"), dest, md5=md5(b"new content"), progress=False)
+    assert dest.read_bytes() == b"old content" and len(server.log) == 1  # kept until replaced
+    server.files["/f.bin"] = b"new content"
+    download(server.url("/f.bin"), dest, md5=md5(b"new content"), progress=False)
+    assert dest.read_bytes() == b"new content" and leftovers(tmp_path) == ["f.bin"]
 
 
 def test_checksum_mismatch_raises_and_leaves_nothing(server, tmp_path):
@@ -245,7 +287,7 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     server.files["/f.bin"] = data
     server.ignore_range.add("/f.bin")
     dest = tmp_path / "f.bin"
-    partial_path(dest).write_bytes(b"garbage that must not stay in front")
+    resumable(dest, b"garbage that must not stay in front", server.url("/f.bin"), md5=md5(data))
     download(server.url("/f.bin"), dest, md5=md5(data), progress=False)
     assert dest.read_bytes() == data
     assert server.log == [("/f.bin", "bytes=35-", 200)]
@@ -255,7 +297,7 @@ def test_416_means_the_partial_file_is_complete(server, tmp_path):
     data = os.urandom(10_000)
     server.files["/f.bin"] = data
     dest = tmp_path / "f.bin"
-    partial_path(dest).write_bytes(data)
+    resumable(dest, data, server.url("/f.bin"), sha256=sha256(data))
     download(server.url("/f.bin"), dest, sha256=sha256(data), progress=False)
     assert dest.read_bytes() == data and not partial_path(dest).exists()
     assert server.log == [("/f.bin", "bytes=10000-", 416)]
