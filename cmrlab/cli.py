@@ -82,21 +82,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from cmrlab.data.datasets import _generator, _info
+    from cmrlab.data.datasets import dataset_info, synthesize
 
-    info = _info(args.name)
+    info = dataset_info(args.name)
     out = Path(args.out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # said in the command's words
         raise CmrlabError(f"--out {out}: exists and is not an empty folder; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        _generator(info)(tmp, n_cases=args.cases, seed=args.seed, progress=True, size=args.size)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    synthesize(info.name, out, n_cases=args.cases, seed=args.seed, size=args.size)
     print(f"wrote {args.cases} synthetic {info.title} case(s) to {out}")
     return 0
 

@@ -15,30 +15,37 @@ A real folder that is present but broken is reported, never silently replaced.
 
 Synthetic datasets are generated on first use by :mod:`cmrlab.data.synthetic` and cached under
 ``<data root>/synthetic/<folder>/n<cases>-seed<seed>-<profile>-v<version>/`` (the ``fast``
-profile makes laptop-sized cases, ``full`` the published sizes: :mod:`cmrlab.data.synthetic`). Generation writes into a
-hidden temporary folder and renames it into place when every case is written, so an interrupted
-generation leaves no half dataset behind and two processes asking at once both end up with one
-complete copy.
+profile makes laptop-sized cases, ``full`` the published sizes: :mod:`cmrlab.data.synthetic`).
+:func:`synthesize` writes one into a folder of your choice (``cmrlab data synth``). Generation
+writes into a hidden temporary folder (:func:`cmrlab.files.atomic_folder`) and renames it into
+place when every case is written, so an interrupted generation leaves no half dataset behind and
+two processes asking at once both end up with one complete copy.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from cmrlab.checks import check_bool, check_choice, check_int, did_you_mean
 from cmrlab.config import RunConfig, data_root as _data_root, get_profile
-from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, CmrlabError
+from cmrlab.files import atomic_folder, atomic_write_text
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetLocation", "get_dataset", "synthetic_folder"]
+__all__ = [
+    "DATASETS", "SIZES", "DatasetInfo", "DatasetLocation", "dataset_info", "get_dataset", "synthesize",
+    "synthetic_folder",
+]
+
+#: Case sizes of the synthetic generators (the profile names): laptop-sized or the published sizes.
+SIZES = ("fast", "full")
+_ALIASES = {"m&ms": "mnms", "iseg": "iseg2017", "mrbrains": "mrbrains18", "brats": "brats2021",
+            "task01": "msd-task01", "msd": "msd-task01"}
 
 #: Marker written last into a complete synthetic dataset (its parameters, for provenance).
 MARKER = "cmrlab_synthetic.json"
@@ -112,18 +119,19 @@ class DatasetLocation:
         return f"{DATASETS[self.name].title} ({kind}) at {self.path}"
 
 
-def _info(name: str) -> DatasetInfo:
-    key = str(name).strip().lower().replace("_", "-")
-    aliases = {"m&ms": "mnms", "iseg": "iseg2017", "mrbrains": "mrbrains18", "brats": "brats2021",
-               "task01": "msd-task01", "msd": "msd-task01"}
-    key = aliases.get(key, key)
-    if key not in DATASETS:
-        import difflib
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of the dataset called ``name``.
 
-        close = difflib.get_close_matches(key, DATASETS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    Case and ``_``/``-`` do not matter, and a few aliases are known (``"iseg"``, ``"brats"``,
+    ``"msd"``, ``"m&ms"``...). An unknown name is an ArgumentError listing the known ones, with a
+    "did you mean" when one is close.
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
         raise ArgumentError(
-            f"name: unknown dataset {name!r}{hint}; known: {', '.join(sorted(DATASETS))}"
+            f"name: unknown dataset {str(name)[:80]!r}{did_you_mean(key, DATASETS)}; known: "
+            f"{', '.join(sorted(DATASETS))}"
         )
     return DATASETS[key]
 
@@ -144,7 +152,10 @@ def synthetic_folder(name: str, n_cases: int, seed: int = 0, root: str | os.Path
     case ``size`` (``"fast"``: laptop-sized cases, ``"full"``: the published sizes)."""
     from cmrlab.data import synthetic
 
-    info = _info(name)
+    info = dataset_info(name)
+    n_cases = check_int("n_cases", n_cases, 1)
+    seed = check_int("seed", seed, 0)
+    size = check_choice("size", size, SIZES)
     base = _data_root(root) / "synthetic" / info.folder
     return base / f"n{n_cases}-seed{seed}-{size}-v{synthetic.GENERATOR_VERSION}"
 
@@ -153,27 +164,41 @@ def _is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def _generate_cached(info: DatasetInfo, folder: Path, n_cases: int, seed: int, progress: bool,
-                     size: str) -> None:
-    """Generate into a hidden sibling folder, then rename it to ``folder`` (atomic)."""
+def _write(info: DatasetInfo, out: Path, n_cases: int, seed: int, size: str, progress: bool, *,
+           exist_ok_if: Callable[[Path], bool] | None = None) -> Path:
+    """Generate into a hidden sibling of ``out``, write :data:`MARKER` last, rename (atomic)."""
     from cmrlab.data import synthetic
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with atomic_folder(out, exist_ok_if=exist_ok_if) as tmp:
         _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress, size=size)
         marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed, "size": size,
                   "generator_version": synthetic.GENERATOR_VERSION,
                   "note": "synthetic data made by cmrlab.phantoms; not patient data"}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not _is_complete(folder):  # not another process's finished copy: a real failure
-                raise
-    finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
+        atomic_write_text(tmp / MARKER, json.dumps(marker, indent=2) + "\n")
+    return out
+
+
+def synthesize(name: str, out: str | os.PathLike, *, n_cases: int | None = None, seed: int = 0,
+               size: str = "fast", progress: bool = True) -> Path:
+    """Write a synthetic copy of the dataset ``name`` into the new folder ``out``; return ``out``.
+
+    ``out`` must not exist or be an empty folder (ArgumentError otherwise). ``n_cases`` defaults
+    to the number of :data:`DATASETS` for ``size`` (``"fast"``: laptop-sized cases, ``"full"``:
+    the published sizes); ``seed`` makes the bytes reproducible. The dataset is built in a hidden
+    temporary folder beside ``out`` and renamed to ``out`` only once complete, with
+    :data:`MARKER` (its parameters) inside, so an interrupted run leaves nothing behind.
+    """
+    info = dataset_info(name)
+    size = check_choice("size", size, SIZES)
+    n_cases = check_int("n_cases", info.cases[size] if n_cases is None else n_cases, 1)
+    seed = check_int("seed", seed, 0)
+    progress = check_bool("progress", progress)
+    if not isinstance(out, (str, os.PathLike)):
+        raise ArgumentError(f"out must be a folder path, got {type(out).__name__}")
+    folder = Path(out).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ArgumentError(f"out: {folder} exists and is not an empty folder; choose a new folder")
+    return _write(info, folder, n_cases, seed, size, progress)
 
 
 def get_dataset(
@@ -195,7 +220,7 @@ def get_dataset(
     many synthetic cases (default: the profile's number in :data:`DATASETS`); ``seed`` makes them
     reproducible. The real dataset's layout is checked (``check_dataset``) before it is returned.
     """
-    info = _info(name)
+    info = dataset_info(name)
     profile = run.profile if run is not None else get_profile(None)
     root = _data_root(data_root if data_root is not None else (run.data_root if run else None))
     seed = check_int("seed", seed, 0)
@@ -217,6 +242,6 @@ def get_dataset(
         return DatasetLocation(info.name, real, False, reader)
     n_cases = check_int("n_cases", n_cases if n_cases is not None else info.cases[profile.name], 1)
     folder = synthetic_folder(info.name, n_cases, seed, root, profile.name)
-    if not _is_complete(folder):
-        _generate_cached(info, folder, n_cases, seed, progress, profile.name)
+    if not _is_complete(folder):  # another process may finish it first: its copy is as good
+        _write(info, folder, n_cases, seed, profile.name, progress, exist_ok_if=_is_complete)
     return DatasetLocation(info.name, folder, True, reader, n_cases, seed)
