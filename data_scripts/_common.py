@@ -47,6 +47,9 @@ def make_parser(description: str, *, downloads: bool) -> argparse.ArgumentParser
         parser.add_argument("--sha256", default=None, help="expected SHA-256 of the archive (hex)")
         parser.add_argument("--size", type=int, default=None,
                             help="expected size of the archive in bytes")
+        parser.add_argument("--max-bytes", type=int, default=None, metavar="BYTES",
+                            help="the most bytes the archive may unpack to (default: "
+                                 "$CMRLAB_MAX_EXTRACT_BYTES, else 64 GiB)")
         parser.add_argument("--archive", type=Path, default=None, metavar="FILE",
                             help="use an archive you downloaded yourself instead of the URL")
         parser.add_argument("--keep-archive", action="store_true",
@@ -142,6 +145,33 @@ def registration_only(name: str, folder: Path, instructions: str,
                     + ("Run without --verify-only for the download steps."
                        if verify_only else "Follow the steps above, then run this script again."))
     return verify(name, folder, check)
+
+
+def verify_existing(name: str, folder: Path, check: Callable[[Path], Any]) -> int:
+    """``--verify-only`` of a download script: check ``folder``, or fail if it is missing or empty."""
+    if not has_files(folder):
+        return fail(f"{folder} is missing or empty: run without --verify-only to download it")
+    return verify(name, folder, check)
+
+
+def registration_main(description: str, name: str, folder: str, reader: str,
+                      instructions: str) -> Callable[[], int]:
+    """The ``main`` of a registration-only script: parse the common options, then
+    :func:`registration_only` on ``<data root>/<folder>`` with ``cmrlab.data.<reader>``'s check.
+
+    ``instructions`` may use ``{folder}`` (the dataset folder) and ``{root}`` (the data root).
+    """
+
+    def main() -> int:
+        args = make_parser(description, downloads=False).parse_args()
+        root = resolve_root(args)
+        path = root / folder
+        return registration_only(
+            name, path, instructions.format(folder=path, root=root),
+            lambda found: check_with_reader(reader, found, deep=args.deep),
+            verify_only=args.verify_only)
+
+    return main
 
 
 def run(main: Callable[[], int]) -> None:

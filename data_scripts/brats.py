@@ -34,15 +34,7 @@ Menze et al. 2015 and Bakas et al. 2017.
 """
 
 
-def main() -> int:
-    args = _common.make_parser(__doc__, downloads=False).parse_args()
-    root = _common.resolve_root(args)
-    folder = root / "BraTS2021"
-    return _common.registration_only(
-        "BraTS 2021", folder, INSTRUCTIONS.format(folder=folder, root=root),
-        lambda path: _common.check_with_reader("brats", path, deep=args.deep),
-        verify_only=args.verify_only)
-
+main = _common.registration_main(__doc__, "BraTS 2021", "BraTS2021", "brats", INSTRUCTIONS)
 
 if __name__ == "__main__":
     _common.run(main)

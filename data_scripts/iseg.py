@@ -28,15 +28,7 @@ Terms: those of the challenge (registration); cite Wang et al., IEEE TMI 2019 (t
 """
 
 
-def main() -> int:
-    args = _common.make_parser(__doc__, downloads=False).parse_args()
-    root = _common.resolve_root(args)
-    folder = root / "iSeg-2017"
-    return _common.registration_only(
-        "iSeg-2017", folder, INSTRUCTIONS.format(folder=folder, root=root),
-        lambda path: _common.check_with_reader("iseg", path, deep=args.deep),
-        verify_only=args.verify_only)
-
+main = _common.registration_main(__doc__, "iSeg-2017", "iSeg-2017", "iseg", INSTRUCTIONS)
 
 if __name__ == "__main__":
     _common.run(main)

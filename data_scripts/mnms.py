@@ -29,15 +29,7 @@ request form on the challenge site (read them there).
 """
 
 
-def main() -> int:
-    args = _common.make_parser(__doc__, downloads=False).parse_args()
-    root = _common.resolve_root(args)
-    folder = root / "MnM"
-    return _common.registration_only(
-        "M&Ms", folder, INSTRUCTIONS.format(folder=folder, root=root),
-        lambda path: _common.check_with_reader("mnms", path, deep=args.deep),
-        verify_only=args.verify_only)
-
+main = _common.registration_main(__doc__, "M&Ms", "MnM", "mnms", INSTRUCTIONS)
 
 if __name__ == "__main__":
     _common.run(main)

@@ -28,15 +28,7 @@ background/CSF/GM/WM. Terms: those of the challenge (registration).
 """
 
 
-def main() -> int:
-    args = _common.make_parser(__doc__, downloads=False).parse_args()
-    root = _common.resolve_root(args)
-    folder = root / "MRBrainS18"
-    return _common.registration_only(
-        "MRBrainS18", folder, INSTRUCTIONS.format(folder=folder, root=root),
-        lambda path: _common.check_with_reader("mrbrains", path, deep=args.deep),
-        verify_only=args.verify_only)
-
+main = _common.registration_main(__doc__, "MRBrainS18", "MRBrainS18", "mrbrains", INSTRUCTIONS)
 
 if __name__ == "__main__":
     _common.run(main)

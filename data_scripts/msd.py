@@ -42,10 +42,7 @@ def main() -> int:
         return _common.check_with_reader("msd", path, deep=args.deep)
 
     if args.verify_only:
-        if not _common.has_files(folder):
-            return _common.fail(f"{folder} is missing or empty: run without --verify-only to "
-                                "download it")
-        return _common.verify(f"MSD {args.task}", folder, check)
+        return _common.verify_existing(f"MSD {args.task}", folder, check)
 
     task = TASKS[args.task]
     # Checksums given on the command line replace the published ones (and their size); a --url
@@ -59,6 +56,7 @@ def main() -> int:
         md5=args.md5 if pinned else task["md5"],
         sha256=args.sha256,
         size=args.size if args.size is not None or pinned else task["size"],
+        max_bytes=args.max_bytes,
         locate=archive_subfolder(args.task),
     )
     result = fetch(source, root, keep_archive=args.keep_archive, archive=args.archive,

@@ -38,15 +38,7 @@ Segmentation Challenge, 2009, http://hdl.handle.net/10380/3070
 """
 
 
-def main() -> int:
-    args = _common.make_parser(__doc__, downloads=False).parse_args()
-    root = _common.resolve_root(args)
-    folder = root / "Sunnybrook"
-    return _common.registration_only(
-        "Sunnybrook", folder, INSTRUCTIONS.format(folder=folder, root=root),
-        lambda path: _common.check_with_reader("sunnybrook", path, deep=args.deep),
-        verify_only=args.verify_only)
-
+main = _common.registration_main(__doc__, "Sunnybrook", "Sunnybrook", "sunnybrook", INSTRUCTIONS)
 
 if __name__ == "__main__":
     _common.run(main)
