@@ -190,6 +190,35 @@ def as_labels(array: object, argument: str, allowed: Iterable[int],
     return values.astype(np.uint8)
 
 
+def known_labels(array: object, argument: str, allowed: Iterable[int], dataset: str) -> np.ndarray:
+    """``array`` as given (an ndarray) after checking that every value is one of ``allowed``.
+
+    Any other value (also NaN, 0.5 or a non-numeric type) is an ArgumentError naming it and the
+    values ``dataset`` uses.
+    """
+    arr = np.asarray(array)
+    if arr.dtype.kind not in "biuf":
+        raise ArgumentError(f"{argument} must hold label numbers, got dtype {arr.dtype}")
+    allowed = sorted({int(v) for v in allowed})
+    bad = np.setdiff1d(np.unique(arr), allowed)
+    if bad.size:
+        raise ArgumentError(f"{argument} holds value(s) {bad.tolist()[:10]} that {dataset} does not "
+                            f"use ({', '.join(map(str, allowed))})")
+    return arr
+
+
+def relabel(array: object, argument: str, mapping: Mapping[int, int], dataset: str) -> np.ndarray:
+    """``array``'s labels mapped through ``mapping`` (source value → new value 0..255), as uint8.
+
+    A value that is not a key of ``mapping`` is an ArgumentError (:func:`known_labels`).
+    """
+    arr = known_labels(array, argument, mapping, dataset)
+    lut = np.zeros(max(mapping) + 1, dtype=np.uint8)
+    for source, target in mapping.items():
+        lut[source] = target
+    return lut[arr.astype(np.intp)]
+
+
 def check_frames(ed: object, es: object, n_frames: int, *, one_based: bool) -> None:
     """ED and ES must be different frames of a cine with ``n_frames`` frames (ArgumentError).
 

@@ -81,12 +81,7 @@ def case_name(case_id: str | int) -> str:
 
 
 def _labels(seg: np.ndarray) -> np.ndarray:
-    arr = np.asarray(seg)
-    bad = np.setdiff1d(np.unique(arr), list(LABELS))
-    if bad.size:
-        raise ArgumentError(f"seg holds value(s) {bad.tolist()} that BraTS 2021 does not use "
-                            "(0, 1, 2, 4)")
-    return arr
+    return fmt.known_labels(seg, "seg", LABELS, "BraTS 2021")
 
 
 def whole_tumour(seg: np.ndarray) -> np.ndarray:

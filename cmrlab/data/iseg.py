@@ -64,15 +64,7 @@ _INT16 = np.iinfo(np.int16)
 def to_tissue_labels(labels: np.ndarray) -> np.ndarray:
     """Map iSeg label values to tissue classes: 0 → 0 background, 10 → 1 CSF, 150 → 2 GM,
     250 → 3 WM (uint8). Any other value is an ArgumentError naming it."""
-    arr = np.asarray(labels)
-    bad = np.setdiff1d(np.unique(arr), list(_TO_TISSUE))
-    if bad.size:
-        raise ArgumentError(f"labels holds value(s) {bad.tolist()} that iSeg-2017 does not use "
-                            f"(0, 10, 150, 250)")
-    lut = np.zeros(256, dtype=np.uint8)
-    for value, tissue in _TO_TISSUE.items():
-        lut[value] = tissue
-    return lut[arr.astype(np.intp)]
+    return fmt.relabel(labels, "labels", _TO_TISSUE, "iSeg-2017")
 
 
 def from_tissue_labels(tissue: np.ndarray) -> np.ndarray:

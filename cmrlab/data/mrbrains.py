@@ -98,15 +98,6 @@ _SEGM_OF_TISSUE = {0: 0, 1: 5, 2: 1, 3: 3}
 _EXCLUDED = (9, 10)
 
 
-def _check_segm(segm: np.ndarray) -> np.ndarray:
-    arr = np.asarray(segm)
-    bad = np.setdiff1d(np.unique(arr), list(LABELS))
-    if bad.size:
-        raise ArgumentError(f"segm holds value(s) {bad.tolist()} that MRBrainS18 does not use "
-                            "(0..10)")
-    return arr.astype(np.intp)
-
-
 def _excluded_value(excluded: int) -> int:
     value = check_int("excluded", excluded, 0)
     if value > 255:
@@ -120,20 +111,15 @@ def to_tissue_labels(segm: np.ndarray, *, excluded: int = 0) -> np.ndarray:
     1, 2 → 2 GM; 3, 4 → 3 WM; 5, 6 → 1 CSF; 7, 8 → 0 background; 9, 10 → ``excluded``
     (0..255; 0 = background, or e.g. 255 for a loss's ``ignore_index``). Why: module docstring.
     """
-    arr = _check_segm(segm)
-    lut = np.zeros(11, dtype=np.uint8)
-    for value, tissue in _TISSUE_OF.items():
-        lut[value] = tissue
-    lut[list(_EXCLUDED)] = _excluded_value(excluded)
-    return lut[arr]
+    value = _excluded_value(excluded)
+    return fmt.relabel(segm, "segm", {**_TISSUE_OF, **{k: value for k in _EXCLUDED}}, "MRBrainS18")
 
 
 def to_nine_classes(segm: np.ndarray, *, excluded: int = 0) -> np.ndarray:
     """MedicalZooPytorch's 9 classes: labels 0–8 unchanged, 9 and 10 → ``excluded`` (uint8)."""
-    arr = _check_segm(segm)
-    lut = np.arange(11, dtype=np.uint8)
-    lut[list(_EXCLUDED)] = _excluded_value(excluded)
-    return lut[arr]
+    value = _excluded_value(excluded)
+    return fmt.relabel(segm, "segm", {**{k: k for k in range(9)}, **{k: value for k in _EXCLUDED}},
+                       "MRBrainS18")
 
 
 @dataclass(frozen=True)

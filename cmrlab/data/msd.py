@@ -107,15 +107,7 @@ _SUFFIX = ".nii.gz"
 
 
 def _relabel(labels: np.ndarray, mapping: Mapping[int, int], source: str) -> np.ndarray:
-    arr = np.asarray(labels)
-    bad = np.setdiff1d(np.unique(arr), list(mapping))
-    if bad.size:
-        raise ArgumentError(f"labels holds value(s) {bad.tolist()} that are not {source} labels "
-                            f"{sorted(mapping)}")
-    lut = np.zeros(max(mapping) + 1, dtype=np.uint8)
-    for src, dst in mapping.items():
-        lut[src] = dst
-    return lut[arr.astype(np.intp)]
+    return fmt.relabel(labels, "labels", mapping, source)
 
 
 def brats_to_msd_labels(seg: np.ndarray) -> np.ndarray:
