@@ -156,7 +156,9 @@ def make_zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as zf:
         for name, content in members.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = compression  # writestr takes it from the ZipInfo
+            zf.writestr(info, content)
     return buffer.getvalue()
 
 
