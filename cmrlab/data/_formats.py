@@ -159,7 +159,8 @@ def as_image(array: object, argument: str, ndim: int | tuple[int, ...] = 3, *,
     if values.dtype.kind not in "biuf":
         raise ArgumentError(f"{argument} must hold real numbers, got dtype {values.dtype}")
     if not keep_dtype or values.dtype == bool or values.dtype == np.float16 or values.dtype.itemsize > 4:
-        values = values.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            values = values.astype(np.float32)
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise ArgumentError(f"{argument} holds NaN or infinite values (or values beyond float32)")
     return values

@@ -483,7 +483,8 @@ def _read_series(series_dir: Path, root: Path):
             )
         slope = float(_tag_numbers(path, ds, "RescaleSlope", 1, 1.0)[0])
         intercept = float(_tag_numbers(path, ds, "RescaleIntercept", 1, 0.0)[0])
-        pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
         if not np.all(np.isfinite(pixels)):
             raise FileFormatError(path, f"RescaleSlope {slope:g} and RescaleIntercept {intercept:g} "
                                   "make the pixel values overflow float32")

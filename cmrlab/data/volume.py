@@ -102,7 +102,8 @@ class Volume:
 
     def image(self) -> np.ndarray:
         """The voxels as float32; NaN or infinity (also from a float64 overflow) → FileFormatError."""
-        data = self.array.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            data = self.array.astype(np.float32)
         if not np.all(np.isfinite(data)):
             raise FileFormatError(self._blame(), "holds NaN or infinite voxel values")
         return data
