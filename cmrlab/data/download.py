@@ -69,7 +69,8 @@ from typing import Any, Union
 
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, CmrlabError, ConfigError, FileFormatError
-from cmrlab.files import atomic_folder, atomic_write_text, inside, load_json, partial_name, remove_partials
+from cmrlab.files import (atomic_folder, atomic_write_text, inside, load_json, partial_name,
+                          remove_partials)
 from cmrlab.viz.progress import progress as _progress_bar
 
 __all__ = [
@@ -291,7 +292,8 @@ def _full_read(path: Path, kind: str | None, *, tar: bool = False) -> None:
     except CmrlabError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader error means the same: damaged
-        raise FileFormatError(path, f"is damaged or truncated ({type(exc).__name__}: {exc})") from None
+        raise FileFormatError(path, f"is damaged or truncated ({type(exc).__name__}: "
+                                    f"{exc})") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -576,8 +578,9 @@ def download(
     Before the partial file is renamed to ``dest`` it must pass these checks; a failure deletes it
     and raises :class:`DownloadError` naming the URL and the problem (for a checksum, both digests):
 
-    - ``size`` (bytes, exact) when pinned, else the ``Content-Length`` the server announced. At
-      most ``size`` (or ``max_size``) bytes are read, even from a server that sends no length.
+    - ``size`` (bytes, exact) when pinned, else the ``Content-Length`` the server announced.
+      Reading stops at the first byte beyond ``size`` (or ``max_size``, a bound for a file whose
+      exact size is not known), even from a server that sends no length.
     - ``kind``: the type the first bytes must have, one of :data:`KINDS` (zip ``PK\\x03\\x04``,
       gzip ``\\x1f\\x8b``, ...); ``"auto"`` (the default) takes it from ``dest``'s extension
       (:func:`kind_from_name`; an unknown extension only refuses HTML pages), None checks nothing.
@@ -775,7 +778,8 @@ class _Budget:
                 try:
                     dst.write(block)
                 except OSError as exc:
-                    raise FileFormatError(out, f"cannot be written ({exc.strerror or exc})") from None
+                    raise FileFormatError(out, f"cannot be written "
+                                               f"({exc.strerror or exc})") from None
 
 
 def _make_folder(folder: Path) -> None:
@@ -783,6 +787,10 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FileFormatError(folder, f"cannot be created ({exc.strerror or exc})") from None
+
+
+_HAS_FILTER = hasattr(tarfile, "data_filter")  # Python >= 3.10.12 / 3.11.4
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())
 
 
 class _TarInfo(tarfile.TarInfo):
@@ -801,7 +809,9 @@ class _TarInfo(tarfile.TarInfo):
             raise
 
 
-def _tar_members(tar: tarfile.TarFile, archive: Path, max_members: int | None) -> Iterator[tarfile.TarInfo]:
+def _tar_members(
+    tar: tarfile.TarFile, archive: Path, max_members: int | None
+) -> Iterator[tarfile.TarInfo]:
     """Yield the members of ``tar`` (opened with ``tarinfo=_TarInfo``), then check its end.
 
     After the last member the end-of-archive marker must follow, and the rest of the stream is
@@ -811,13 +821,14 @@ def _tar_members(tar: tarfile.TarFile, archive: Path, max_members: int | None) -
     while (member := tar.next()) is not None:
         count += 1
         if max_members is not None and count > max_members:
-            raise FileFormatError(archive, f"holds more than {max_members:,} members (max_members): "
-                                           "refused as a possible archive bomb")
+            raise FileFormatError(archive, f"holds more than {max_members:,} members "
+                                           "(max_members): refused as a possible archive bomb")
         yield member
     stop = getattr(tar, "_cmrlab_stop", None)
     if not isinstance(stop, tarfile.EOFHeaderError):
         if isinstance(stop, tarfile.EmptyHeaderError):
-            problem = "ends without the end-of-archive marker after the last member: it was cut short"
+            problem = ("ends without the end-of-archive marker after the last member: it was "
+                       "cut short")
         elif isinstance(stop, tarfile.TruncatedHeaderError):
             problem = "ends in the middle of a member header: it was cut short"
         else:
@@ -847,7 +858,9 @@ def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> PurePosixPath:
     return rel
 
 
-def _unpack_tar(archive: Path, target: Path, keep: Callable[[str], bool], budget: _Budget) -> list[PurePosixPath]:
+def _unpack_tar(
+    archive: Path, target: Path, keep: Callable[[str], bool], budget: _Budget
+) -> list[PurePosixPath]:
     """Check and extract each tar member in one pass over the archive (no random access).
 
     Regular files are written here (so their bytes are counted); links go through tarfile's
@@ -876,11 +889,16 @@ def _unpack_tar(archive: Path, target: Path, keep: Callable[[str], bool], budget
             else:  # a link that stays inside (checked above)
                 member.name = str(rel)
                 try:
-                    tar.extract(member, target, filter="data")
-                except tarfile.FilterError as exc:  # our checks should have caught it first
-                    raise FileFormatError(archive, f"member {member.name!r} refused ({exc})") from None
+                    if _HAS_FILTER:
+                        tar.extract(member, target, filter="data")
+                    else:  # Python < 3.10.12 / 3.11.4: our checks and inside() stand alone
+                        tar.extract(member, target, set_attrs=False)
+                except _FILTER_ERROR as exc:  # our checks should have caught it first
+                    raise FileFormatError(archive,
+                                          f"member {member.name!r} refused ({exc})") from None
                 except OSError as exc:
-                    raise FileFormatError(out, f"cannot be created ({exc.strerror or exc})") from None
+                    raise FileFormatError(out,
+                                          f"cannot be created ({exc.strerror or exc})") from None
             written.append(rel)
     return written
 
@@ -910,7 +928,9 @@ def _zip_entry_count(archive: Path) -> int | None:
         return None
 
 
-def _unpack_zip(archive: Path, target: Path, keep: Callable[[str], bool], budget: _Budget) -> list[PurePosixPath]:
+def _unpack_zip(
+    archive: Path, target: Path, keep: Callable[[str], bool], budget: _Budget
+) -> list[PurePosixPath]:
     """Check every zip member, then extract; zipfile checks each member's CRC-32 as it reads.
 
     The member count (from the end record) and the total size (from the central directory) are
@@ -974,7 +994,7 @@ def _archive_kind(archive: Path) -> str:
 
 
 def _limit(name: str, value: Any, default: int, env: str | None = None) -> int:
-    """An extraction limit: the argument, else the environment variable ``env``, else ``default``."""
+    """An extraction limit: the argument, else the variable ``env``, else ``default``."""
     if value is not None:
         return check_int(name, value, minimum=1)
     text = os.environ.get(env, "").strip() if env else ""
@@ -988,7 +1008,8 @@ def _limit(name: str, value: Any, default: int, env: str | None = None) -> int:
 def _unpack(archive: Path, target: Path, members_filter: Callable[[str], bool] | None,
             max_bytes: int | None, max_members: int | None) -> list[PurePosixPath]:
     """Unpack ``archive`` into the existing, empty folder ``target``; errors name the archive."""
-    budget = _Budget(archive, _limit("max_bytes", max_bytes, MAX_EXTRACT_BYTES, MAX_EXTRACT_BYTES_ENV),
+    budget = _Budget(archive,
+                     _limit("max_bytes", max_bytes, MAX_EXTRACT_BYTES, MAX_EXTRACT_BYTES_ENV),
                      _limit("max_members", max_members, MAX_MEMBERS))
     keep = members_filter or (lambda name: True)
     kind = _archive_kind(archive)
