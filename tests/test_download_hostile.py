@@ -425,6 +425,22 @@ def test_folder_listed_twice_is_fine(tmp_path):
     assert extract(archive, work / "out") == [work / "out/T/sub/a.txt"]
 
 
+def test_top_folder_member_is_skipped_but_a_file_named_dot_is_not(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:  # as `tar -cf x.tar -C dir .` writes it
+        info = tarfile.TarInfo("./")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        info = tarfile.TarInfo("./T/a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"a"))
+    archive, work = damaged(tmp_path, "dot.tar", buffer.getvalue())
+    assert extract(archive, work / "out") == [work / "out/T/a.txt"]
+    archive.write_bytes(tar_with(["./", "T/a.txt"]))  # "./" as a regular file
+    with pytest.raises(FileFormatError, match="member './' names no file"):
+        extract(archive, work / "out2")
+
+
 def test_symlink_used_as_a_folder_cannot_climb_out(tmp_path):
     # d/l1 -> ..  (stays inside), then d/l1/l2 -> .. (lexically inside, really one level up)
     buffer = io.BytesIO()

@@ -658,6 +658,12 @@ def _is_macos_metadata(name: str) -> bool:
     return any(p == "__MACOSX" or p.startswith("._") for p in parts)
 
 
+def _is_top_folder(name: str, is_dir: bool) -> bool:
+    """True for a folder member naming the archive's top itself (``./``, as ``tar -C dir .``
+    writes it): there is nothing to create for it."""
+    return is_dir and bool(name) and all(p in ("", ".") for p in re.split(r"[\\/]", name))
+
+
 def _safe_relative(archive: Path, name: str) -> PurePosixPath:
     """Check a member name and return it as a relative path that stays inside the target.
 
@@ -870,7 +876,7 @@ def _unpack_tar(
     names = _Names(archive)
     with tarfile.open(archive, "r:*", tarinfo=_TarInfo) as tar:
         for member in _tar_members(tar, archive, budget.max_members):
-            if _is_macos_metadata(member.name):
+            if _is_macos_metadata(member.name) or _is_top_folder(member.name, member.isdir()):
                 continue
             rel = _check_tar_member(archive, member)
             names.add(rel, member.name, member.isdir())
@@ -946,7 +952,7 @@ def _unpack_zip(
         budget.members(len(infos))
         plan = []
         for info in infos:
-            if _is_macos_metadata(info.filename):
+            if _is_macos_metadata(info.filename) or _is_top_folder(info.filename, info.is_dir()):
                 continue
             rel = _safe_relative(archive, info.filename)
             # The Unix file type sits in the high 16 bits when the zip was made on Unix (3);
