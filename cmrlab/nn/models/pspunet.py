@@ -6,13 +6,12 @@ the text), digested in ``spec/cardiac-thesis.md`` §4.1. The PSP idea is PSPNet'
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.checks import check_bool, check_int
 from cmrlab.nn.blocks import ConvBNAct, DoubleConv, PyramidPooling, UpConv, check_model_input
+from cmrlab.nn.models.unet_trunk import UNetTrunk, doubling_widths
 
 __all__ = ["THESIS_PARAMETERS", "PSPSkip", "PSPUNet"]
 
@@ -55,7 +54,7 @@ class PSPSkip(nn.Module):
         return self.mix(self.pyramid(x))
 
 
-class PSPUNet(nn.Module):
+class PSPUNet(UNetTrunk):
     """PSPU-net (cardiac thesis ch. 5): 2D U-Net, halved widths, PSP modules in the skips.
 
     Input ``(N, C, D, H, W)`` with ``D`` the slice axis (3-slice windows in the thesis; any
@@ -73,7 +72,8 @@ class PSPUNet(nn.Module):
     1 paths); the paths are concatenated, then "the last convolution layers" are applied. 30.83
     million parameters.
 
-    Our build:
+    Our build (on the shared :class:`~cmrlab.nn.models.unet_trunk.UNetTrunk`, with the
+    :class:`PSPSkip` modules as its skip transform):
 
     - encoder/decoder widths ``base_filters · 2**l`` = 32, 64, 128, 256, 512 (half of 64→1024),
       two ``Conv 3×3 → ReLU → BN`` per level, 2×2 max pooling, 2×2 transposed convolutions,
@@ -124,38 +124,20 @@ class PSPUNet(nn.Module):
         bn_momentum: float = 0.01,
         bn_eps: float = 1e-3,
     ) -> None:
-        super().__init__()
-        sizes = {"in_channels": in_channels, "num_classes": num_classes,
-                 "base_filters": base_filters, "depth": depth}
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
-        self.base_filters = int(base_filters)
-        self.depth = int(depth)
-        self.softmax = bool(softmax)
-
+        num_classes = check_int("num_classes", num_classes)
+        softmax = check_bool("softmax", softmax)
+        widths = doubling_widths(base_filters, depth)
         conv = dict(kernel_size=3, order="conv-act-bn", bn_momentum=bn_momentum, bn_eps=bn_eps)
-        widths = [self.base_filters * 2**level for level in range(self.depth + 1)]
-        self.encoder = nn.ModuleList()
-        c = self.in_channels
-        for w in widths:
-            self.encoder.append(DoubleConv(2, c, w, **conv))
-            c = w
-        self.pool = nn.MaxPool2d(2)
-        self.skips = nn.ModuleList(
-            PSPSkip(w, self.depth - level, bn_momentum=bn_momentum, bn_eps=bn_eps)
-            for level, w in enumerate(widths[:-1])
+        super().__init__(
+            2, in_channels, num_classes, widths,
+            block=lambda c_in, c_out: DoubleConv(2, c_in, c_out, **conv),
+            up=lambda c_in, c_out: UpConv(2, c_in, c_out, 2),
+            skip=lambda level, c: PSPSkip(c, len(widths) - 1 - level, bn_momentum=bn_momentum,
+                                          bn_eps=bn_eps),
         )
-        self.up = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for level in reversed(range(self.depth)):
-            w = widths[level]
-            self.up.append(UpConv(2, c, w, 2))
-            self.decoder.append(DoubleConv(2, w + self.skips[level].out_channels, w, **conv))
-            c = w
-        self.head = nn.Conv2d(c, self.num_classes, 1)
+        self.num_classes = num_classes
+        self.base_filters = widths[0]
+        self.softmax = softmax
 
     def _check_input(self, x: torch.Tensor) -> None:
         step = 2**self.depth
@@ -165,16 +147,7 @@ class PSPUNet(nn.Module):
 
     def forward_2d(self, x: torch.Tensor) -> torch.Tensor:
         """The network on 2D images ``(B, C, H, W)`` → logits ``(B, num_classes, H, W)``."""
-        skips = []
-        for level, block in enumerate(self.encoder):
-            if level:
-                x = self.pool(x)
-            x = block(x)
-            if level < self.depth:
-                skips.append(self.skips[level](x))
-        for up, block in zip(self.up, self.decoder):
-            x = block(torch.cat([skips.pop(), up(x)], dim=1))
-        return self.head(x)
+        return self.logits(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

@@ -22,8 +22,6 @@ Tensor layout is torch's ``(N, C, D, H, W)``: **D is the slice axis** (any numbe
 """
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from typing import NamedTuple, Union
 
@@ -31,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_number, check_spacing
 from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
+from cmrlab.nn.models.unet_trunk import UNetTrunk, doubling_widths
 
 __all__ = ["RegressionUNet", "RegressionUNetOutput", "ScanOutput", "ScanningModule"]
 
@@ -83,21 +82,6 @@ class RegressionUNetOutput(NamedTuple):
     diameter: torch.Tensor
 
 
-def _check_spacing_values(values: Sequence[float], name: str = "spacing") -> tuple[float, float, float]:
-    """Three finite positive floats, or an :class:`ArgumentError` naming ``name``."""
-    try:
-        floats = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ArgumentError(
-            f"{name} must be three numbers (slice, row, column) in mm, got {values!r}"
-        ) from None
-    if len(floats) != 3 or not all(math.isfinite(v) and v > 0 for v in floats):
-        raise ArgumentError(
-            f"{name} must be three finite positive numbers (slice, row, column) in mm, got {values!r}"
-        )
-    return floats  # type: ignore[return-value]
-
-
 def _voxel_volume_ml(spacing: Spacing, batch: int, like: torch.Tensor) -> torch.Tensor:
     """Volume of one voxel in ml for each of ``batch`` cases: ``dz·dy·dx / 1000`` (mm³ → ml).
 
@@ -113,13 +97,9 @@ def _voxel_volume_ml(spacing: Spacing, batch: int, like: torch.Tensor) -> torch.
         values = spacing.to(device=like.device, dtype=like.dtype).expand(batch, 3)
         if not bool((torch.isfinite(values) & (values > 0)).all()):
             raise ArgumentError("spacing must hold finite positive numbers (mm)")
-    else:
-        if isinstance(spacing, (str, bytes)) or not isinstance(spacing, Sequence):
-            raise ArgumentError(
-                f"spacing must be three numbers (slice, row, column) in mm or a tensor, got {spacing!r}"
-            )
+    else:  # three numbers (slice, row, column) in mm
         values = torch.tensor(
-            _check_spacing_values(spacing), device=like.device, dtype=like.dtype
+            check_spacing("spacing", spacing, ndim=3), device=like.device, dtype=like.dtype
         ).expand(batch, 3)
     return values.prod(dim=1) / 1000.0
 
@@ -181,12 +161,8 @@ class ScanningModule(nn.Module):
     ) -> None:
         super().__init__()
         self.area_kernel = check_int("area_kernel", area_kernel)
-        self.spacing = _check_spacing_values(spacing)
-        if isinstance(min_diameter, bool) or not isinstance(min_diameter, numbers.Real) or not (
-            math.isfinite(min_diameter) and min_diameter > 0
-        ):
-            raise ArgumentError(f"min_diameter must be a positive number of pixels, got {min_diameter!r}")
-        self.min_diameter = float(min_diameter)
+        self.spacing = check_spacing("spacing", spacing, ndim=3)
+        self.min_diameter = check_number("min_diameter", min_diameter, 0.0, low_open=True)
         # A fixed all-ones kernel: a buffer (moves with .to(device)), not a parameter, and not in
         # the state dict (it is fully determined by area_kernel).
         self.register_buffer(
@@ -232,7 +208,14 @@ class ScanningModule(nn.Module):
         )
 
 
-class RegressionUNet(nn.Module):
+def _rename_old_bottom(module: "RegressionUNet", state_dict: dict, prefix: str, *_: object) -> None:
+    """Load checkpoints written before the shared U-Net trunk: ``bottom.*`` → ``encoder.{depth}.*``."""
+    old = prefix + "bottom."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[f"{prefix}encoder.{module.depth}.{key[len(old):]}"] = state_dict.pop(key)
+
+
+class RegressionUNet(UNetTrunk):
     """Regression U-Net + fixed scanning module of the cardiac thesis (ch. 6, L4697-4849).
 
     Trained on the LV volume alone, it outputs the volume (ml), a π estimate, the CAM (the
@@ -254,6 +237,11 @@ class RegressionUNet(nn.Module):
     - the bottleneck (the deepest level's output, "the layer just before starting the
       up-sampling") is returned for the L1 activity penalty of Eq. 6.1;
     - last layer: 1×1×1 convolution + sigmoid → the CAM, then the :class:`ScanningModule`.
+
+    The encoder and decoder are the shared :class:`~cmrlab.nn.models.unet_trunk.UNetTrunk`
+    (concatenation ``[up-sampled, skip]``); the bottleneck block is ``encoder[depth]`` (also
+    reachable as ``bottom``). Checkpoints written when it was stored under ``bottom.*`` still
+    load: :meth:`load_state_dict` renames those keys.
 
     Parameter count: the thesis reports **21.87 M** (L4830); levels and widths are only in
     Fig 6.4, which the text file lacks.
@@ -303,27 +291,21 @@ class RegressionUNet(nn.Module):
         spacing: Sequence[float] = DEFAULT_SPACING,
         min_diameter: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels)
-        self.base_filters = check_int("base_filters", base_filters)
-        self.depth = check_int("depth", depth)
-        widths = [self.base_filters * 2**level for level in range(self.depth + 1)]
-        self.widths = tuple(widths)
-
-        self.encoder = nn.ModuleList()
-        channels = self.in_channels
-        for width in widths[:-1]:
-            self.encoder.append(DoubleConv(3, channels, width, 3, **_KERAS_CONV))
-            channels = width
-        self.pool = nn.MaxPool3d(kernel_size=(1, 2, 2))
-        self.bottom = DoubleConv(3, widths[-2], widths[-1], 3, **_KERAS_CONV)
-        self.up = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for level in reversed(range(self.depth)):
-            self.up.append(UpConv(3, widths[level + 1], widths[level], factor=(1, 2, 2)))
-            self.decoder.append(DoubleConv(3, 2 * widths[level], widths[level], 3, **_KERAS_CONV))
-        self.head = nn.Conv3d(widths[0], 1, kernel_size=1)
+        widths = doubling_widths(base_filters, depth)
+        super().__init__(
+            3, in_channels, 1, widths,
+            block=lambda c_in, c_out: DoubleConv(3, c_in, c_out, 3, **_KERAS_CONV),
+            up=lambda c_in, c_out: UpConv(3, c_in, c_out, factor=(1, 2, 2)),
+            pool_size=(1, 2, 2), up_first=True,
+        )
+        self.base_filters = widths[0]
         self.scanner = ScanningModule(area_kernel=area_kernel, spacing=spacing, min_diameter=min_diameter)
+        self.register_load_state_dict_pre_hook(_rename_old_bottom)
+
+    @property
+    def bottom(self) -> nn.Module:
+        """The deepest level (the bottleneck block), ``encoder[depth]``."""
+        return self.encoder[self.depth]
 
     def _check_input(self, x: torch.Tensor) -> None:
         factor = 2**self.depth
@@ -336,17 +318,8 @@ class RegressionUNet(nn.Module):
         """Volume, π̂, CAM and bottleneck of ``x`` (N, C, D, H, W); ``spacing`` in mm, see
         :class:`ScanningModule` (default: the one given at construction)."""
         self._check_input(x)
-        skips = []
-        h = x
-        for block in self.encoder:
-            h = block(h)
-            skips.append(h)
-            h = self.pool(h)
-        bottleneck = self.bottom(h)
-        h = bottleneck
-        for up, block, skip in zip(self.up, self.decoder, reversed(skips)):
-            h = block(torch.cat([up(h), skip], dim=1))
-        cam = torch.sigmoid(self.head(h))
+        bottleneck, skips = self.encode(x)
+        cam = torch.sigmoid(self.head(self.decode(bottleneck, skips)))
         scan = self.scanner(cam, spacing)
         return RegressionUNetOutput(
             volume=scan.volume,

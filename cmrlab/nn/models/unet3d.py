@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_bool, check_int
 from cmrlab.nn.blocks import check_model_input
+from cmrlab.nn.models.unet_trunk import UNetTrunk
 
 __all__ = ["PAPER_PARAMETERS", "THESIS_PARAMETERS", "ShiftBatchNorm3d", "UNet3D"]
 
@@ -56,7 +57,14 @@ def _conv_bn_relu(in_channels: int, out_channels: int, bn_scale: bool) -> nn.Seq
     )
 
 
-class UNet3D(nn.Module):
+def _two_convs(c_in: int, c_mid: int, c_out: int, bn_scale: bool) -> nn.Sequential:
+    """Two :func:`_conv_bn_relu`, ``c_in → c_mid → c_out``: one resolution step."""
+    level = nn.Sequential(_conv_bn_relu(c_in, c_mid, bn_scale), _conv_bn_relu(c_mid, c_out, bn_scale))
+    level.out_channels = c_out  # what the U-Net trunk reads
+    return level
+
+
+class UNet3D(UNetTrunk):
     """3D U-Net of Çiçek et al. (2016): 4 resolution steps, BN before every ReLU.
 
     Architecture (thesis §3.7, L2482-2513): "an analysis and a synthesis path each with four
@@ -76,7 +84,9 @@ class UNet3D(nn.Module):
       ``Conv 3³ → BN → ReLU`` to ``f·2^(l+1)`` (256, 128, 64);
     - head: a 1×1×1 convolution with bias to ``num_classes``.
 
-    Each spatial size must be divisible by 8.
+    The two paths are the shared :class:`~cmrlab.nn.models.unet_trunk.UNetTrunk` (widths
+    ``f·2^(l+1)``, analysis blocks ``c_in → f·2^l → f·2^(l+1)``, up-convolutions that keep the
+    channels). Each spatial size must be divisible by 8.
 
     Parameters: **exactly 19 069 955** for the paper's 3 input channels and 3 labels, the
     paper's own count. That count equals the convolution weights plus one learned value per
@@ -119,31 +129,17 @@ class UNet3D(nn.Module):
         *,
         bn_scale: bool = False,
     ) -> None:
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, 1)
-        self.num_classes = check_int("num_classes", num_classes, 1)
-        self.base_filters = check_int("base_filters", base_filters, 1)
-        self.depth = 3  # poolings; 4 resolution steps
-        f = self.base_filters
-        scale = bool(bn_scale)
-
-        self.encoder = nn.ModuleList()
-        c = self.in_channels
-        for level in range(self.depth + 1):
-            mid = f * 2**level
-            self.encoder.append(nn.Sequential(_conv_bn_relu(c, mid, scale),
-                                              _conv_bn_relu(mid, 2 * mid, scale)))
-            c = 2 * mid
-        self.pool = nn.MaxPool3d(2)
-        self.up = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for level in reversed(range(self.depth)):
-            skip = f * 2 ** (level + 1)
-            self.up.append(nn.ConvTranspose3d(c, c, 2, stride=2, bias=False))
-            self.decoder.append(nn.Sequential(_conv_bn_relu(c + skip, skip, scale),
-                                              _conv_bn_relu(skip, skip, scale)))
-            c = skip
-        self.head = nn.Conv3d(c, self.num_classes, 1)
+        num_classes = check_int("num_classes", num_classes, 1)
+        f = check_int("base_filters", base_filters, 1)
+        scale = check_bool("bn_scale", bn_scale)
+        super().__init__(
+            3, in_channels, num_classes, [f * 2 ** (level + 1) for level in range(4)],  # 4 resolution steps
+            block=lambda c_in, c_out: _two_convs(c_in, c_out // 2, c_out, scale),  # analysis
+            decoder_block=lambda c_in, c_out: _two_convs(c_in, c_out, c_out, scale),  # synthesis
+            up=lambda c_in, _: nn.ConvTranspose3d(c_in, c_in, 2, stride=2, bias=False),  # keeps c
+        )
+        self.num_classes = num_classes
+        self.base_filters = f
 
     def _check_input(self, x: torch.Tensor) -> None:
         step = 2**self.depth
@@ -153,13 +149,4 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        skips = []
-        for level, block in enumerate(self.encoder):
-            if level:
-                x = self.pool(x)
-            x = block(x)
-            skips.append(x)
-        skips.pop()  # the bottom level's output is not a skip
-        for up, block in zip(self.up, self.decoder):
-            x = block(torch.cat([skips.pop(), up(x)], dim=1))
-        return self.head(x)
+        return self.logits(x)

@@ -5,13 +5,12 @@ in ``spec/cardiac-thesis.md`` §4.1; Keras → PyTorch notes in §7.
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
-from cmrlab.errors import ArgumentError
+from cmrlab.checks import check_bool, check_int
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
+from cmrlab.nn.models.unet_trunk import UNetTrunk, doubling_widths
 
 __all__ = ["THESIS_PARAMETERS", "CardiacUNet3D"]
 
@@ -19,7 +18,7 @@ __all__ = ["THESIS_PARAMETERS", "CardiacUNet3D"]
 THESIS_PARAMETERS = 87_510_000
 
 
-class CardiacUNet3D(nn.Module):
+class CardiacUNet3D(UNetTrunk):
     """3D U-Net for 3-slice short-axis windows, pooling only in the image plane.
 
     Input ``(N, C, D, H, W)``: ``C = in_channels`` (1, the cine magnitude), ``D`` the slice
@@ -56,7 +55,8 @@ class CardiacUNet3D(nn.Module):
     - [choice] the softmax is optional and off by default (logits out).
 
     ``base_filters`` scales every width (the fast profile uses e.g. 8); ``depth`` the number of
-    poolings (4 in the thesis).
+    poolings (4 in the thesis). The encoder and decoder are the shared
+    :class:`~cmrlab.nn.models.unet_trunk.UNetTrunk` (``encode``/``decode``/``features``).
     """
 
     def __init__(
@@ -70,33 +70,19 @@ class CardiacUNet3D(nn.Module):
         bn_momentum: float = 0.01,
         bn_eps: float = 1e-3,
     ) -> None:
-        super().__init__()
-        sizes = {"in_channels": in_channels, "num_classes": num_classes,
-                 "base_filters": base_filters, "depth": depth}
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
-        self.base_filters = int(base_filters)
-        self.depth = int(depth)
-        self.softmax = bool(softmax)
-
+        num_classes = check_int("num_classes", num_classes)
+        softmax = check_bool("softmax", softmax)
+        widths = doubling_widths(base_filters, depth)
         conv = dict(kernel_size=3, order="conv-act-bn", bn_momentum=bn_momentum, bn_eps=bn_eps)
-        widths = [self.base_filters * 2**level for level in range(self.depth + 1)]
-        self.encoder = nn.ModuleList()
-        c = self.in_channels
-        for w in widths:
-            self.encoder.append(DoubleConv(3, c, w, **conv))
-            c = w
-        self.pool = nn.MaxPool3d((1, 2, 2))
-        self.up = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for w in reversed(widths[:-1]):
-            self.up.append(UpConv(3, c, w, (1, 2, 2)))
-            self.decoder.append(DoubleConv(3, 2 * w, w, **conv))
-            c = w
-        self.head = nn.Conv3d(c, self.num_classes, 1)
+        super().__init__(
+            3, in_channels, num_classes, widths,
+            block=lambda c_in, c_out: DoubleConv(3, c_in, c_out, **conv),
+            up=lambda c_in, c_out: UpConv(3, c_in, c_out, (1, 2, 2)),
+            pool_size=(1, 2, 2),
+        )
+        self.num_classes = num_classes
+        self.base_filters = widths[0]
+        self.softmax = softmax
 
     def _check_input(self, x: torch.Tensor) -> None:
         step = 2**self.depth
@@ -105,14 +91,5 @@ class CardiacUNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        skips = []
-        for level, block in enumerate(self.encoder):
-            if level:
-                x = self.pool(x)
-            x = block(x)
-            skips.append(x)
-        skips.pop()  # the bottleneck output is not a skip
-        for up, block in zip(self.up, self.decoder):
-            x = block(torch.cat([skips.pop(), up(x)], dim=1))
-        x = self.head(x)
+        x = self.logits(x)
         return torch.softmax(x, dim=1) if self.softmax else x
