@@ -686,3 +686,15 @@ def test_copy_of_dataset_unchanged_by_checks():
     original = pydicom.dcmread(MR_SMALL)
     assert ds.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
     assert ds.PixelData == copy.deepcopy(original.PixelData)
+
+
+def test_gdcm_decoding_leaves_the_locale_alone():
+    """GDCM switches the process to the C locale; the readers put it back (or open() breaks later)."""
+    import locale
+
+    jpeg_ls = pydicom.data.get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    if jpeg_ls is None:
+        pytest.skip("pydicom's JPEG-LS test file is not installed")
+    before = locale.setlocale(locale.LC_ALL)
+    io.read_dicom(jpeg_ls)  # decoded by GDCM inside SimpleITK
+    assert locale.setlocale(locale.LC_ALL) == before

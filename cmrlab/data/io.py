@@ -54,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gzip
+import locale
 import math
 import os
 import re
@@ -230,13 +231,21 @@ def _raw_head(path: Path, n: int = 256) -> bytes:
 
 @contextlib.contextmanager
 def _quiet_sitk() -> Iterator[None]:
-    """Silence ITK's warnings printed on stderr (e.g. 'Analyze file is deprecated') for a while."""
+    """Silence ITK's warnings printed on stderr (e.g. 'Analyze file is deprecated') for a while.
+
+    Also restores the C locale afterwards: GDCM (SimpleITK's DICOM decoder) switches the process
+    to the "C" locale, after which Python's default text encoding is ASCII and every later
+    ``open()`` of a UTF-8 file without an explicit encoding fails.
+    """
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    saved_locale = locale.setlocale(locale.LC_ALL)
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         yield
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+        with contextlib.suppress(locale.Error):
+            locale.setlocale(locale.LC_ALL, saved_locale)
 
 
 # ----------------------------------------------------------------------------------------------
