@@ -37,8 +37,8 @@ from cmrlab.errors import CmrlabError, FileFormatError
 
 __all__ = [
     "MAX_METADATA_BYTES", "MAX_NESTING", "atomic_folder", "atomic_write", "atomic_write_bytes",
-    "atomic_write_text", "inside", "is_partial", "load_json", "load_yaml", "partial_name",
-    "read_text", "remove_partials",
+    "atomic_write_text", "inside", "is_partial", "load_json", "load_yaml", "parse_yaml_text",
+    "partial_name", "read_text", "remove_partials",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -312,3 +312,26 @@ def load_yaml(path: PathLike, *, allow_non_finite: bool = False, max_bytes: int 
     except RecursionError:
         raise FileFormatError(path, f"is nested too deeply to parse (more than {MAX_NESTING} levels); refused") from None
     return _check_tree(path, data, allow_non_finite)
+
+
+def parse_yaml_text(text: str, source: PathLike, *, allow_non_finite: bool = False) -> Any:
+    """Parse YAML ``text`` that is not in a file (a command-line value) as strictly as :func:`load_yaml`.
+
+    ``source`` names where the text came from (``"--set epochs"``) in the
+    :class:`FileFormatError` raised for invalid YAML, too deep nesting, or NaN/inf/overflowing
+    numbers (unless ``allow_non_finite``).
+    """
+    import yaml
+
+    if len(text) > MAX_METADATA_BYTES:
+        raise FileFormatError(source, f"is {len(text)} characters long; refused")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FileFormatError(source, f"is not valid YAML ({problem}{where})") from None
+    except RecursionError:
+        raise FileFormatError(source, f"is nested too deeply to parse (more than {MAX_NESTING} levels); refused") from None
+    return _check_tree(Path(source), data, allow_non_finite)
