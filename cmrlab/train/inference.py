@@ -7,22 +7,21 @@
     probs = predict_volume_windows(model, volume)      # (C, X, Y, Z), the thesis's 3-slice windows
 
 **Sliding windows.** A network trained on patches sees a large volume one patch ("region of
-interest", ROI) at a time. Along each axis of size :math:`n` the windows of size :math:`r`
-start every :math:`\\Delta = \\lfloor r (1 - \\text{overlap}) \\rfloor` voxels (at least 1;
+interest", ROI) at a time. :func:`sliding_window_inference` checks its arguments the cmrlab way
+and hands the work to MONAI's ``monai.inferers.sliding_window_inference``, whose rules are:
+along each axis of size :math:`n` the windows of size :math:`r` start every
+:math:`\\Delta = \\lfloor r (1 - \\text{overlap}) \\rfloor` voxels (at least 1;
 :math:`\\Delta = r` when :math:`r = n`), the last one moved back to end at the border. Each
 window's prediction :math:`p_w` is blended into the output with an importance map :math:`g`:
 
 .. math:: P(x) = \\frac{\\sum_w g(x - a_w)\\, p_w(x)}{\\sum_w g(x - a_w)}
 
 with :math:`a_w` the window's first voxel. ``mode="constant"``: :math:`g = 1`, a plain average
-of the overlapping predictions. ``mode="gaussian"``: :math:`g(u) = \\prod_d \\exp(-u_d^2 / 2
-\\sigma_d^2)` with :math:`u` measured from the window centre and :math:`\\sigma_d` =
-``sigma_scale`` × :math:`r_d`, clipped below at its smallest value (and never below
-:math:`10^{-3}`) so the window corners still count: predictions near a window's edge, where the
-network saw the least context, weigh less. An input smaller than the ROI is zero padded
-(symmetrically) and the output cropped back. These rules are MONAI's
-(``monai.inferers.sliding_window_inference``), which ``tests/test_inference.py`` uses as an
-oracle.
+of the overlapping predictions. ``mode="gaussian"``: a Gaussian centred on the window with
+:math:`\\sigma_d` = ``sigma_scale`` × :math:`r_d`, clipped below so the window corners still
+count: predictions near a window's edge, where the network saw the least context, weigh less.
+An input smaller than the ROI is zero padded (symmetrically) and the output cropped back.
+``tests/test_inference.py`` checks the result against a brute-force average on small cases.
 
 **Window stacks.** The cardiac thesis's networks read 3 adjacent slices (176×176×3, stride 1)
 and the volume is put back together from the stack predictions (Fig 5.7):
@@ -40,52 +39,22 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from cmrlab.checks import check_bool, check_choice, check_int, check_number
 from cmrlab.data.patches import assemble_windows, slice_windows
-from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError
 
-__all__ = ["importance_map", "predict_volume_windows", "sliding_window_inference", "window_starts_nd"]
+__all__ = ["predict_volume_windows", "sliding_window_inference"]
 
 
-def importance_map(roi_size: Sequence[int], mode: Literal["constant", "gaussian"] = "constant",
-                   sigma_scale: float | Sequence[float] = 0.125, *, device: torch.device | str | None = None,
-                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The blending weight :math:`g` of one window (see the module docstring), shape ``roi_size``."""
-    roi = [check_int("roi_size", r, 1) for r in roi_size]
-    if mode == "constant":
-        return torch.ones(roi, device=device, dtype=dtype)
-    if mode != "gaussian":
-        raise ArgumentError(f"mode must be 'constant' or 'gaussian', got {mode!r}")
-    scales = [float(sigma_scale)] * len(roi) if isinstance(sigma_scale, (int, float)) else [float(s) for s in sigma_scale]
-    if len(scales) != len(roi) or not all(s > 0 for s in scales):
-        raise ArgumentError(f"sigma_scale must be > 0, one value or one per axis, got {sigma_scale!r}")
-    g = torch.ones((), dtype=torch.float32, device=device)
-    for r, s in zip(roi, scales):
-        u = torch.arange(r, dtype=torch.float32, device=device) - (r - 1) / 2.0
-        g = g[..., None] * torch.exp(-(u**2) / (2.0 * (s * r) ** 2))
-    return g.clamp(min=max(float(g.min()), 1e-3)).to(dtype)
-
-
-def window_starts_nd(image_size: Sequence[int], roi_size: Sequence[int], overlap: Sequence[float]) -> list[list[int]]:
-    """First voxel of every window along each axis (see the module docstring)."""
-    starts = []
-    for n, r, o in zip(image_size, roi_size, overlap):
-        step = r if r == n else max(int(r * (1 - o)), 1)
-        count = 1
-        while (count - 1) * step + r < n:
-            count += 1
-        starts.append([min(k * step, n - r) for k in range(count)])
-    return starts
-
-
-def _tuple(name: str, value: float | Sequence[float], n: int) -> list:
-    values = [value] * n if isinstance(value, (int, float)) and not isinstance(value, bool) else list(value)  # type: ignore[arg-type]
-    if len(values) != n:
+def _per_axis(name: str, value: object, n: int) -> list:
+    """``value`` repeated ``n`` times when it is one number, else its ``n`` items."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return [value] * n
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != n:
         raise ArgumentError(f"{name} must have one value or {n} (one per spatial axis), got {value!r}")
-    return values
+    return list(value)
 
 
 @torch.no_grad()
@@ -101,59 +70,46 @@ def sliding_window_inference(
 ) -> torch.Tensor:
     """Predict a large ``inputs`` (N, C, *spatial) one ``roi_size`` window at a time, blending overlaps.
 
+    A thin wrapper of ``monai.inferers.sliding_window_inference`` (module docstring) that checks
+    the arguments first and names the one at fault in an :class:`~cmrlab.errors.ArgumentError`.
     ``predictor`` maps a batch of windows (B, C, *roi_size) to (B, C_out, *roi_size) (a model in
-    eval mode, or any function). ``overlap`` in [0, 1) is the fraction of a window shared with its
-    neighbour along each axis; ``mode`` and ``sigma_scale`` choose the importance map;
-    ``sw_batch_size`` windows go through ``predictor`` at once. A non-positive ``roi_size`` entry
-    means the whole axis. Returns (N, C_out, *spatial) on ``inputs``' device, float32 (or the
-    predictor's floating dtype). Formulas in the module docstring.
+    eval mode, or any function); another shape is an error (MONAI would read it as a zoom).
+    ``overlap`` in [0, 1) is the fraction of a window shared with its neighbour along each axis
+    (one value or one per axis); ``mode`` (``"constant"`` or ``"gaussian"``) and ``sigma_scale``
+    (> 0) choose the importance map; ``sw_batch_size`` windows go through ``predictor`` at once;
+    ``progress`` shows a bar. A non-positive ``roi_size`` entry means the whole axis. Returns a
+    plain tensor (N, C_out, *spatial) on ``inputs``' device, in the predictor's floating dtype.
     """
+    from monai.inferers import sliding_window_inference as monai_sliding_window_inference
+
     if not isinstance(inputs, torch.Tensor) or inputs.ndim < 3:
         raise ArgumentError(f"inputs must be a tensor (N, C, *spatial), got "
                             f"{tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__}")
+    if not callable(predictor):
+        raise ArgumentError(f"predictor must be callable, got {type(predictor).__name__}")
     nd = inputs.ndim - 2
-    roi = [int(r) for r in _tuple("roi_size", roi_size, nd)]
+    roi = [check_int(f"roi_size[{i}]", r, None) for i, r in enumerate(_per_axis("roi_size", roi_size, nd))]
     roi = [s if r <= 0 else r for r, s in zip(roi, inputs.shape[2:])]
-    overlaps = [float(o) for o in _tuple("overlap", overlap, nd)]
-    if not all(0 <= o < 1 for o in overlaps):
-        raise ArgumentError(f"overlap must be in [0, 1), got {overlap!r}")
+    overlaps = [check_number(f"overlap[{i}]", o, 0.0, 1.0, high_open=True)
+                for i, o in enumerate(_per_axis("overlap", overlap, nd))]
+    mode = check_choice("mode", mode, ("constant", "gaussian"))
     sw_batch_size = check_int("sw_batch_size", sw_batch_size, 1)
-    weight = importance_map(roi, mode, sigma_scale, device=inputs.device)
+    sigmas = [check_number(f"sigma_scale[{i}]", v, 0.0, low_open=True)
+              for i, v in enumerate(_per_axis("sigma_scale", sigma_scale, nd))]
+    progress = check_bool("progress", progress)
 
-    # pad each axis smaller than the window symmetrically (F.pad lists the last axis first)
-    original = list(inputs.shape[2:])
-    pads = [(max(r - s, 0) // 2, max(r - s, 0) - max(r - s, 0) // 2) for r, s in zip(roi, original)]
-    if any(p for pair in pads for p in pair):
-        inputs = F.pad(inputs, [p for pair in reversed(pads) for p in pair])
-    size = list(inputs.shape[2:])
-    grids = window_starts_nd(size, roi, overlaps)
-    corners = [tuple(c) for c in np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, nd)]
-    windows = [(b, c) for b in range(inputs.shape[0]) for c in corners]
+    def checked(windows: torch.Tensor) -> torch.Tensor:
+        pred = predictor(windows)
+        if (not isinstance(pred, torch.Tensor) or pred.ndim != windows.ndim or pred.shape[0] != windows.shape[0]
+                or tuple(pred.shape[2:]) != tuple(windows.shape[2:])):
+            raise ArgumentError(f"predictor must return ({windows.shape[0]}, C_out, *{tuple(windows.shape[2:])}) "
+                                f"for a batch of windows, got "
+                                f"{tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__}")
+        return pred if pred.is_floating_point() else pred.float()
 
-    out = count = None
-    iterator = range(0, len(windows), sw_batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="windows")
-    for k in iterator:
-        chunk = windows[k:k + sw_batch_size]
-        slicers = [(b, slice(None), *(slice(a, a + r) for a, r in zip(c, roi))) for b, c in chunk]
-        pred = predictor(torch.stack([inputs[sl] for sl in slicers]))
-        if not isinstance(pred, torch.Tensor) or tuple(pred.shape[2:]) != tuple(roi) or pred.shape[0] != len(chunk):
-            raise ArgumentError(f"predictor must return ({len(chunk)}, C_out, *{tuple(roi)}) for a batch of windows, "
-                                f"got {tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__}")
-        if out is None:
-            dtype = pred.dtype if pred.is_floating_point() else torch.float32
-            out = torch.zeros(inputs.shape[0], pred.shape[1], *size, dtype=dtype, device=inputs.device)
-            count = torch.zeros(inputs.shape[0], 1, *size, dtype=dtype, device=inputs.device)
-        w = weight.to(out.dtype)
-        pred = pred.to(device=out.device, dtype=out.dtype) * w
-        for j, sl in enumerate(slicers):
-            out[sl] += pred[j]
-            count[sl] += w
-    out = out / count
-    crop = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, original))
-    return out[(slice(None), slice(None), *crop)]
+    out = monai_sliding_window_inference(inputs, roi, sw_batch_size, checked, overlap=overlaps, mode=mode,
+                                         sigma_scale=sigmas, progress=progress)
+    return out.as_tensor() if hasattr(out, "as_tensor") else out
 
 
 def _model_device(model: nn.Module) -> torch.device:
