@@ -22,9 +22,9 @@ and, where one is close, a "did you mean".
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-import difflib
 import inspect
 import math
 import os
@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any, Union
 
 import torch
-import yaml
 from torch import nn
 
+from cmrlab.checks import did_you_mean
 from cmrlab.config import get_profile
 from cmrlab.data.datasets import DATASETS
-from cmrlab.errors import ConfigError, FileFormatError
+from cmrlab.errors import CmrlabError, ConfigError, FileFormatError
+from cmrlab.files import MAX_NESTING, load_yaml
 from cmrlab.nn import losses as _losses
 from cmrlab.nn.registry import MODELS, build_model
 
@@ -61,6 +62,7 @@ __all__ = [
     "PreprocessingConfig",
     "SourceConfig",
     "SplitConfig",
+    "experiment_from_dict",
     "list_experiments",
     "load_experiment",
 ]
@@ -236,11 +238,6 @@ class Experiment:
 # --------------------------------------------------------------------------------------------
 # Loading and checking
 # --------------------------------------------------------------------------------------------
-def _did_you_mean(key: str, valid: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 class _Checker:
     """Builds the dataclasses from plain data, naming the file and the key path in every error."""
 
@@ -255,14 +252,21 @@ class _Checker:
         where = f"{path}.{key}" if path else str(key)
         return ConfigError(f"{self.source}: unknown key {where!r}; valid keys"
                            f"{' under ' + repr(path) if path else ''}: {', '.join(valid)}"
-                           f"{_did_you_mean(key, valid)}")
+                           f"{did_you_mean(key, valid)}")
 
-    def build(self, cls: type, data: object, path: str) -> Any:
+    def choice(self, path: str, value: str, valid: Iterable[str]) -> None:
+        """Refuse ``value`` unless it is one of ``valid`` (with a "did you mean")."""
+        valid = list(valid)
+        if value not in valid:
+            raise self.fail(path, f"{value!r} is not one of {', '.join(valid)}{did_you_mean(value, valid)}")
+
+    def build(self, cls: type, data: object, path: str, loader_fields: bool = False) -> Any:
         if not isinstance(data, Mapping):
             raise self.fail(path, f"must be a mapping of keys {', '.join(f.name for f in dataclasses.fields(cls))}, "
-                                  f"got {type(data).__name__} {data!r}")
+                                  f"got {type(data).__name__} {_short(data)}")
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("profile", "path")}
+        fields = {f.name: f for f in dataclasses.fields(cls)
+                  if loader_fields or f.name not in ("profile", "path")}
         for key in data:
             if key not in fields:
                 raise self.unknown(path, key, fields)
@@ -289,35 +293,54 @@ class _Checker:
         if origin is list:
             (item,) = typing.get_args(tp)
             if not isinstance(value, list):
-                raise self.fail(path, f"must be a list, got {type(value).__name__} {value!r}")
+                raise self.fail(path, f"must be a list, got {type(value).__name__} {_short(value)}")
             return [self.value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
         if origin is dict:
             if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-                raise self.fail(path, f"must be a mapping with text keys, got {type(value).__name__} {value!r}")
+                raise self.fail(path, f"must be a mapping with text keys, got {type(value).__name__} {_short(value)}")
+            self.plain(value, path)
             return copy.deepcopy(dict(value))
         if tp is bool:
             if not isinstance(value, bool):
-                raise self.fail(path, f"must be true or false, got {value!r}")
+                raise self.fail(path, f"must be true or false, got {_short(value)}")
             return value
         if tp is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(path, f"must be an integer, got {type(value).__name__} {value!r}")
+                raise self.fail(path, f"must be an integer, got {type(value).__name__} {_short(value)}")
             return value
         if tp is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise self.fail(path, f"must be a number, got {type(value).__name__} {value!r}")
+                raise self.fail(path, f"must be a number, got {type(value).__name__} {_short(value)}")
             return float(value) if not isinstance(value, int) else value
         if tp is str:
             if not isinstance(value, str):
-                raise self.fail(path, f"must be text, got {type(value).__name__} {value!r}")
+                raise self.fail(path, f"must be text, got {type(value).__name__} {_short(value)}")
             return value
         raise TypeError(f"unsupported schema type {tp!r} at {path}")  # a bug in the schema, not the file
 
+    def plain(self, value: Mapping[str, Any], path: str) -> None:
+        """Refuse keyword arguments that are not plain YAML data (text, finite numbers, true/false,
+        null, lists and mappings of these) or are nested more than ``MAX_NESTING`` levels."""
+        stack: list[tuple[Any, str, int]] = [(v, f"{path}.{k}", 1) for k, v in value.items()]
+        while stack:
+            item, where, depth = stack.pop()
+            if depth > MAX_NESTING:
+                raise self.fail(path, f"is nested more than {MAX_NESTING} levels deep")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise self.fail(where, f"must be a finite number, got {item!r}")
+            if isinstance(item, Mapping):
+                stack.extend((v, f"{where}.{k}", depth + 1) for k, v in item.items())
+            elif isinstance(item, (list, tuple)):
+                stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(item))
+            elif not isinstance(item, (str, int, float, bool, type(None))):
+                raise self.fail(where, f"must be plain data (text, a number, a list or a mapping), "
+                                       f"got {type(item).__name__}")
 
-def _check_choice(check: _Checker, path: str, value: str, valid: Iterable[str]) -> None:
-    valid = list(valid)
-    if value not in valid:
-        raise check.fail(path, f"{value!r} is not one of {', '.join(valid)}{_did_you_mean(value, valid)}")
+
+def _short(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a bad value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_kwargs(check: _Checker, path: str, target: Any, kwargs: Mapping[str, Any], what: str,
@@ -330,20 +353,20 @@ def _check_kwargs(check: _Checker, path: str, target: Any, kwargs: Mapping[str, 
     for key in kwargs:
         if key not in valid:
             raise ConfigError(f"{check.source}: unknown key {path + '.' + key!r}: {what} takes no argument "
-                              f"{key!r}; valid keys: {', '.join(valid)}{_did_you_mean(key, valid)}")
+                              f"{key!r}; valid keys: {', '.join(valid)}{did_you_mean(key, valid)}")
 
 
 def _validate(check: _Checker, exp: Experiment) -> None:
     """Checks across fields: names in registries, keyword arguments, value ranges."""
     if exp.source.thesis not in ("cardiac", "brain"):
         raise check.fail("source.thesis", f"{exp.source.thesis!r} is not 'cardiac' or 'brain'")
-    _check_choice(check, "dataset.name", exp.dataset.name, DATASETS)
+    check.choice("dataset.name", exp.dataset.name, DATASETS)
     for i, frame in enumerate(exp.dataset.frames):
-        _check_choice(check, f"dataset.frames[{i}]", frame, FRAMES)
+        check.choice(f"dataset.frames[{i}]", frame, FRAMES)
     for i, frame in enumerate(exp.evaluation.frames):
-        _check_choice(check, f"evaluation.frames[{i}]", frame, FRAMES)
+        check.choice(f"evaluation.frames[{i}]", frame, FRAMES)
     for i, metric in enumerate(exp.evaluation.metrics):
-        _check_choice(check, f"evaluation.metrics[{i}]", metric, EVALUATION_METRICS)
+        check.choice(f"evaluation.metrics[{i}]", metric, EVALUATION_METRICS)
     split = exp.dataset.split
     parts = (split.train, split.validation, split.test)
     if any(v < 0 for v in parts):
@@ -358,18 +381,18 @@ def _validate(check: _Checker, exp: Experiment) -> None:
         raise check.fail("dataset.preprocessing.spacing", f"must be two numbers > 0, got {pre.spacing}")
     if len(pre.size) != 2 or not all(s >= 1 for s in pre.size):
         raise check.fail("dataset.preprocessing.size", f"must be two integers >= 1, got {pre.size}")
-    _check_choice(check, "dataset.preprocessing.normalisation", pre.normalisation, ("minmax", "none"))
+    check.choice("dataset.preprocessing.normalisation", pre.normalisation, ("minmax", "none"))
     for name in ("window", "stride"):
         if getattr(pre, name) < 1:
             raise check.fail(f"dataset.preprocessing.{name}", f"must be >= 1, got {getattr(pre, name)}")
     for name in ("batch_size", "epochs"):
         if getattr(exp, name) < 1:
             raise check.fail(name, f"must be >= 1, got {getattr(exp, name)}")
-    _check_choice(check, "model.name", exp.model.name, MODELS)
+    check.choice("model.name", exp.model.name, MODELS)
     _check_kwargs(check, "model.kwargs", MODELS[exp.model.name].builder, exp.model.kwargs, f"model {exp.model.name!r}")
-    _check_choice(check, "loss.name", exp.loss.name, LOSSES)
+    check.choice("loss.name", exp.loss.name, LOSSES)
     _check_kwargs(check, "loss.kwargs", LOSSES[exp.loss.name].__init__, exp.loss.kwargs, f"loss {exp.loss.name!r}")
-    _check_choice(check, "optimizer.name", exp.optimizer.name, OPTIMIZERS)
+    check.choice("optimizer.name", exp.optimizer.name, OPTIMIZERS)
     if exp.optimizer.lr <= 0:
         raise check.fail("optimizer.lr", f"must be > 0, got {exp.optimizer.lr}")
     _check_kwargs(check, "optimizer.kwargs", OPTIMIZERS[exp.optimizer.name].__init__, exp.optimizer.kwargs,
@@ -380,6 +403,28 @@ def _validate(check: _Checker, exp: Experiment) -> None:
                                          f"{aug.rotation}, {aug.shear}, {aug.zoom}")
     if aug.extra < 0 or aug.max_uses < 1:
         raise check.fail("augmentation", f"needs extra >= 0 and max_uses >= 1, got {aug.extra}, {aug.max_uses}")
+    _check_builds(check, exp)
+
+
+def _check_builds(check: _Checker, exp: Experiment) -> None:
+    """Build the model (on the ``meta`` device: no memory, no time), the loss and the optimizer
+    once, so a keyword argument with a bad *value* is reported now, naming its key, and not
+    after a run folder was made."""
+    dummy = [torch.zeros(1, requires_grad=True)]
+    steps = (("model.kwargs", exp.build_model, True), ("loss.kwargs", exp.build_loss, False),
+             ("optimizer.kwargs", lambda: exp.build_optimizer(dummy), False))
+    for path, build, meta in steps:
+        try:
+            with torch.device("meta") if meta else contextlib.nullcontext():
+                build()
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except CmrlabError as exc:
+            raise check.fail(path, f"{exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a builder's own complaint about a value
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise check.fail(path, f"rejected by {path.split('.')[0]} {getattr(exp, path.split('.')[0]).name!r} "
+                                   f"({type(exc).__name__}: {first})") from None
 
 
 def _merge(base: dict, update: Mapping) -> dict:
@@ -428,7 +473,7 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     known = list_experiments()
     if text not in known:
         raise ConfigError(f"unknown experiment {text!r}; known experiments: {', '.join(known)}"
-                          f"{_did_you_mean(text, known)} (or give the path of a .yaml file)")
+                          f"{did_you_mean(text, known)} (or give the path of a .yaml file)")
     return CONFIG_DIR / f"{text}.yaml"
 
 
@@ -444,12 +489,7 @@ def load_experiment(name_or_path: str | os.PathLike, profile: str = "fast",
     """
     profile = get_profile(profile).name
     path = _resolve(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FileFormatError(path, f"is not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(path, f"cannot be read: {exc}") from None
+    raw = load_yaml(path)
     check = _Checker(str(path))
     if not isinstance(raw, dict):
         raise check.fail("", f"must hold a mapping of keys at the top level, got {type(raw).__name__}")
@@ -471,3 +511,18 @@ def load_experiment(name_or_path: str | os.PathLike, profile: str = "fast",
     exp = check.build(Experiment, merged, "")
     _validate(check, exp)
     return dataclasses.replace(exp, profile=profile, path=str(path))
+
+
+def experiment_from_dict(data: object, source: str | os.PathLike) -> Experiment:
+    """An :class:`Experiment` from the plain dict of :meth:`Experiment.to_dict` (e.g. a run
+    folder's ``config.yaml`` read with :func:`cmrlab.files.load_yaml`), checked as strictly as
+    :func:`load_experiment` checks a file: anything that is not such a dict (empty, a list, an
+    unknown or missing key, a value of the wrong type, a ``profile`` that is not ``fast`` or
+    ``full``) is a :class:`~cmrlab.errors.ConfigError` naming ``source`` and the key."""
+    check = _Checker(os.fspath(source))
+    if not isinstance(data, Mapping):
+        raise check.fail("", f"must hold a mapping of keys at the top level, got {type(data).__name__}")
+    exp = check.build(Experiment, data, "", loader_fields=True)
+    check.choice("profile", exp.profile, ("fast", "full"))
+    _validate(check, exp)
+    return exp
