@@ -167,7 +167,7 @@ def test_amp_and_channels_last_are_cuda_only():
         _trainer(amp=True)
     with pytest.raises(ArgumentError, match="channels_last=True needs a CUDA device"):
         _trainer(channels_last=True)
-    with pytest.raises(ArgumentError, match="amp must be 'auto', True or False"):
+    with pytest.raises(ArgumentError, match="amp must be one of 'auto', True, False, got 'yes'"):
         _trainer(amp="yes")
 
 

@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmrlab.files import atomic_write
-from cmrlab.checks import check_int
+from cmrlab.checks import check_bool, check_choice, check_int, check_number
+from cmrlab.files import atomic_write, remove_partials
 from cmrlab.errors import ArgumentError, ConfigError
 from cmrlab.train.checkpoint import save_checkpoint
 from cmrlab.train.distributed import is_main_process
@@ -83,18 +83,20 @@ class Callback:
         """Restore :meth:`state_dict`."""
 
 
-def _check_mode(mode: str) -> str:
-    if mode not in ("min", "max"):
-        raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
-    return mode
-
-
 def _improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
     if not math.isfinite(value):
         return False
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _best_state(state: dict[str, Any], owner: str) -> tuple[float | None, int]:
+    """``(best, best_epoch)`` of a saved callback state, checked (ArgumentError naming the field)."""
+    best = state.get("best")
+    if best is not None:
+        best = check_number(f"{owner} state 'best'", best)
+    return best, check_int(f"{owner} state 'best_epoch'", state.get("best_epoch"), 0)
 
 
 def _monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
@@ -115,6 +117,11 @@ class CSVLogger(Callback):
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Remove the temporary files of this CSV that a killed run left (rank 0)."""
+        if is_main_process():
+            remove_partials(self.path.parent, self.path.name)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         if is_main_process():
@@ -229,10 +236,8 @@ class EarlyStopping(Callback):
                  min_delta: float = 0.0) -> None:
         self.monitor = monitor
         self.patience = check_int("patience", patience, 1)
-        self.mode = _check_mode(mode)
-        if not isinstance(min_delta, (int, float)) or isinstance(min_delta, bool) or min_delta < 0:
-            raise ArgumentError(f"min_delta must be a number >= 0, got {min_delta!r}")
-        self.min_delta = float(min_delta)
+        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.min_delta = check_number("min_delta", min_delta, 0.0)
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -252,7 +257,8 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best, self.best_epoch = _best_state(state, "EarlyStopping")
+        self.wait = check_int("EarlyStopping state 'wait'", state.get("wait"), 0)
 
 
 class ModelCheckpoint(Callback):
@@ -282,9 +288,9 @@ class ModelCheckpoint(Callback):
                  keep_epochs: bool = False) -> None:
         self.dirpath = Path(dirpath)
         self.monitor = monitor
-        self.mode = _check_mode(mode)
+        self.mode = check_choice("mode", mode, ("min", "max"))
         self.every_steps = None if every_steps is None else check_int("every_steps", every_steps, 1)
-        self.keep_epochs = bool(keep_epochs)
+        self.keep_epochs = check_bool("keep_epochs", keep_epochs)
         self.best: float | None = None
         self.best_epoch = 0
 
@@ -295,6 +301,17 @@ class ModelCheckpoint(Callback):
     @property
     def best_path(self) -> Path:
         return self.dirpath / self.BEST
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Remove the temporary files that a save killed half-way left (``.last.*.partial.pt``,
+        ``.best.*``, and ``.epoch-NNNN.*`` with ``keep_epochs``); rank 0 only."""
+        if not is_main_process():
+            return
+        names = [self.LAST, self.BEST]
+        if self.keep_epochs:
+            names += [f"epoch-{e:04d}.pt" for e in range(1, trainer.max_epochs + 1)]
+        for name in names:
+            remove_partials(self.dirpath, name)
 
     def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
         if (self.every_steps and logs.get("optimizer_step")
@@ -322,4 +339,4 @@ class ModelCheckpoint(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best, self.best_epoch = _best_state(state, "ModelCheckpoint")

@@ -36,13 +36,14 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from cmrlab.checks import check_bool, check_int
 from cmrlab.files import atomic_write
-from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, FileFormatError
 
 __all__ = [
     "ResumableRandomSampler",
     "capture_rng_state",
+    "check_rng_state",
     "load_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
@@ -153,23 +154,49 @@ def capture_rng_state() -> dict[str, Any]:
     }
 
 
+def _parse_rng_state(state: object) -> tuple[tuple, tuple, torch.Tensor]:
+    """The (python, numpy, torch) generator states of ``state``, checked, or ArgumentError."""
+    try:
+        py = state["python"]  # type: ignore[index]
+        words = py["state"]
+        if not isinstance(words, torch.Tensor) or words.numel() != 625:
+            raise ValueError("python.state must be a tensor of 625 words")
+        gauss = py["gauss"]
+        if gauss is not None and not isinstance(gauss, float):
+            raise ValueError("python.gauss must be a float or None")
+        python_state = (int(py["version"]), tuple(int(w) for w in words.tolist()), gauss)
+        npst = state["numpy"]  # type: ignore[index]
+        keys = npst["state"]
+        if not isinstance(keys, torch.Tensor) or keys.numel() != 624:
+            raise ValueError("numpy.state must be a tensor of 624 words")
+        numpy_state = ("MT19937", keys.numpy().astype(np.uint32), int(npst["pos"]),
+                       int(npst["has_gauss"]), float(npst["cached_gaussian"]))
+        cpu = state["torch"]  # type: ignore[index]
+        if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.numel() != torch.get_rng_state().numel():
+            raise ValueError("torch must be the uint8 tensor of torch.get_rng_state()")
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as exc:
+        raise ArgumentError(f"rng state is not one captured by capture_rng_state ({exc})") from None
+    return python_state, numpy_state, cpu
+
+
+def check_rng_state(state: object) -> None:
+    """Raise :class:`~cmrlab.errors.ArgumentError` unless ``state`` is one that
+    :func:`restore_rng_state` can put back (checked without changing any generator)."""
+    _parse_rng_state(state)
+
+
 def restore_rng_state(state: Mapping[str, Any]) -> None:
     """Put back generator states captured by :func:`capture_rng_state`.
 
-    CUDA states are restored when the checkpoint has one per CUDA device of this machine; a
-    checkpoint from a machine with another number of GPUs (or none) leaves the CUDA generators
-    as they are (their draws then differ; CPU runs are unaffected).
+    The state is checked in full first (:func:`check_rng_state`), so a damaged one changes no
+    generator. CUDA states are restored when the checkpoint has one per CUDA device of this
+    machine; a checkpoint from a machine with another number of GPUs (or none) leaves the CUDA
+    generators as they are (their draws then differ; CPU runs are unaffected).
     """
-    try:
-        py = state["python"]
-        random.setstate((int(py["version"]), tuple(int(w) for w in py["state"].tolist()),
-                         py["gauss"]))
-        npst = state["numpy"]
-        np.random.set_state(("MT19937", npst["state"].numpy().astype(np.uint32), int(npst["pos"]),
-                             int(npst["has_gauss"]), float(npst["cached_gaussian"])))
-        torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ArgumentError(f"rng state is not one captured by capture_rng_state ({exc})") from None
+    python_state, numpy_state, cpu = _parse_rng_state(state)
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(cpu.to("cpu"))
     cuda = state.get("cuda") or []
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([s.to("cpu", torch.uint8) for s in cuda])
@@ -212,9 +239,7 @@ class ResumableRandomSampler(Sampler[int]):
         n = data_source if isinstance(data_source, int) and not isinstance(data_source, bool) \
             else len(data_source)  # type: ignore[arg-type]
         self.n = check_int("len(data_source)", n, 0)
-        if not isinstance(shuffle, bool):
-            raise ArgumentError(f"shuffle must be True or False, got {shuffle!r}")
-        self.shuffle = shuffle
+        self.shuffle = check_bool("shuffle", shuffle)
         self.seed = check_int("seed", seed, 0)
         dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
         if num_replicas is None:
@@ -225,7 +250,7 @@ class ResumableRandomSampler(Sampler[int]):
         self.rank = check_int("rank", rank, 0)
         if self.rank >= self.num_replicas:
             raise ArgumentError(f"rank must be < num_replicas={self.num_replicas}, got {rank!r}")
-        self.drop_last = bool(drop_last)
+        self.drop_last = check_bool("drop_last", drop_last)
         if self.drop_last:
             self.total = (self.n // self.num_replicas) * self.num_replicas
         else:

@@ -24,8 +24,8 @@ epoch whose batch count ``n`` is not a multiple of ``k`` the last ``r = n mod k`
 divided by ``r`` instead of ``k``, so every step follows the mean loss of its batches (a loader
 without ``len()`` cannot be counted ahead: its last group is divided by ``k``). Then the
 validation (if a ``val_loader`` was given), a scheduler step (``scheduler_interval="epoch"``;
-``"step"`` steps it after every optimiser step; ``ReduceLROnPlateau`` is given ``val_loss``, or
-``loss`` without validation), and the callbacks. The numbers of an epoch (``logs``,
+``"step"`` steps it after every optimiser step; ``ReduceLROnPlateau`` is given the number named
+by ``scheduler_monitor``, by default ``val_loss``, or ``loss`` without validation), and the callbacks. The numbers of an epoch (``logs``,
 ``trainer.history``): ``epoch`` (from 1), ``loss`` (the mean training loss over its samples,
 weighted by batch size), ``lr`` (of the first parameter group, during the epoch), ``val_loss``
 and ``val_<name>`` for each metric (means over the validation samples, weighted by batch size).
@@ -36,6 +36,9 @@ bfloat16 where the GPU supports it, else float16 with a ``GradScaler``) and ``ch
 (NHWC memory layout; NDHWC for 3D inputs) apply on CUDA only: ``"auto"`` turns them on on CUDA and
 off elsewhere, and ``True`` on a CPU or MPS device raises :class:`~cmrlab.errors.ArgumentError`
 (there they would slow training down or fail, so asking for them is a mistake to report).
+The running sums of an epoch (``running_loss``, and the validation sums) are float32 tensors on
+the training device (MPS has no float64) and are copied to the CPU once per epoch, not once
+per batch, so the GPU is not made to wait after every batch.
 
 **Determinism.** ``seed`` seeds ``random``, NumPy and torch at the start of :meth:`fit` (not on
 resume, where the checkpoint's generator states are restored); ``seed=None`` leaves them alone.
@@ -46,7 +49,8 @@ previous settings come back afterwards). cuBLAS additionally needs the environme
 missing, which is only early enough if no CUDA work was done yet in the process; export it in
 the shell to be sure. Operations without a deterministic version then raise an error.
 
-**Exact resume.** A checkpoint (:class:`~cmrlab.train.ModelCheckpoint`, written every epoch and,
+**Exact resume.** :meth:`Trainer.resume` (or ``fit(resume=...)``) reads a checkpoint with
+``weights_only=True`` and checks every field before it changes anything. A checkpoint (:class:`~cmrlab.train.ModelCheckpoint`, written every epoch and,
 with ``checkpoint_every_steps``, every so many optimiser steps) holds the model, optimiser,
 scheduler, gradient scaler, the position (completed epochs, batches done in the current epoch,
 optimiser steps), the running loss sum of the current epoch, the random generators, the callbacks'
@@ -73,6 +77,7 @@ run restores rank 0's random generators on every rank.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -83,13 +88,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from cmrlab.checks import check_bool, check_choice, check_int, check_number
 from cmrlab.config import seed_everything, select_device
-from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.train.callbacks import Callback, ModelCheckpoint
 from cmrlab.train.checkpoint import (
     ResumableRandomSampler,
     capture_rng_state,
+    check_rng_state,
     load_checkpoint,
     restore_rng_state,
 )
@@ -169,12 +175,6 @@ def resumable_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True,
                       num_workers=num_workers, **loader_kwargs)
 
 
-def _check_flag(name: str, value: object) -> str | bool:
-    if value == "auto" or isinstance(value, bool):
-        return value  # type: ignore[return-value]
-    raise ArgumentError(f"{name} must be 'auto', True or False, got {value!r}")
-
-
 @contextlib.contextmanager
 def _rng_neutral() -> Iterator[None]:
     """Run a block without changing the global random generators."""
@@ -183,6 +183,59 @@ def _rng_neutral() -> Iterator[None]:
         yield
     finally:
         restore_rng_state(state)
+
+
+def _check_state(state: object) -> None:
+    """Refuse a Trainer checkpoint whose fields have the wrong type or range (ArgumentError naming the field)."""
+    if not isinstance(state, Mapping):
+        raise ArgumentError(f"a checkpoint must be a dict, got {type(state).__name__}")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ArgumentError(f"not a Trainer checkpoint (format {str(state.get('format'))[:60]!r}, "
+                            f"expected {CHECKPOINT_FORMAT!r})")
+
+    def mapping(field: str, value: object, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, Mapping):
+            raise ArgumentError(f"field {field!r} must be a dict{' or None' if optional else ''}, "
+                                f"got {type(value).__name__}")
+
+    missing = [k for k in ("model", "optimizer", "epoch", "batch_in_epoch", "global_step", "epoch_loss_sum",
+                           "epoch_samples", "rng", "history") if k not in state]
+    if missing:
+        raise ArgumentError(f"field {missing[0]!r} is missing")
+    mapping("model", state["model"])
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+        raise ArgumentError("field 'model' must map parameter names to tensors (a model's state_dict)")
+    mapping("optimizer", state["optimizer"])
+    mapping("scheduler", state.get("scheduler"), optional=True)
+    mapping("scaler", state.get("scaler"), optional=True)
+    mapping("rng", state["rng"])
+    check_rng_state(state["rng"])
+    mapping("sampler", state.get("sampler"), optional=True)
+    for field in ("epoch", "batch_in_epoch", "global_step", "epoch_samples"):
+        check_int(f"field {field!r}", state[field], 0)
+    check_number("field 'epoch_loss_sum'", state["epoch_loss_sum"])
+    if state.get("seed") is not None:
+        check_int("field 'seed'", state["seed"], 0)
+    if state.get("sampler") is not None:
+        for key in ("seed", "epoch"):
+            check_int(f"field 'sampler.{key}'", state["sampler"].get(key), 0)
+        check_int("field 'sampler.start'", state["sampler"].get("start", 0), 0)
+    history = state["history"]
+    if not isinstance(history, (list, tuple)):
+        raise ArgumentError(f"field 'history' must be a list of per-epoch dicts, got {type(history).__name__}")
+    for i, row in enumerate(history):
+        if not isinstance(row, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool) for k, v in row.items()):
+            raise ArgumentError(f"field 'history[{i}]' must map names to numbers, got {str(row)[:60]}")
+    callbacks = state.get("callbacks") or []
+    if not isinstance(callbacks, (list, tuple)):
+        raise ArgumentError(f"field 'callbacks' must be a list, got {type(callbacks).__name__}")
+    for i, entry in enumerate(callbacks):
+        if not (isinstance(entry, Mapping) and isinstance(entry.get("class"), str)
+                and isinstance(entry.get("state"), Mapping)):
+            raise ArgumentError(f"field 'callbacks[{i}]' must be a dict with 'class' (text) and 'state' (a dict)")
 
 
 class Trainer:
@@ -210,10 +263,15 @@ class Trainer:
         progress: a tqdm bar per epoch (rank 0 only).
         seed: seeds the generators when :meth:`fit` starts fresh (``None``: not seeded).
         scheduler_interval: ``"epoch"`` or ``"step"``.
+        scheduler_monitor: the epoch number a ``ReduceLROnPlateau`` scheduler follows (default
+            ``"val_loss"`` with a validation set, else ``"loss"``); e.g. ``"val_dice"`` with a
+            scheduler made with ``mode="max"``.
 
     Attributes: ``epoch`` (completed epochs), ``batch_in_epoch``, ``global_step`` (optimiser
     steps), ``history`` (list of per-epoch ``logs``), ``should_stop`` (set by callbacks),
-    ``device``, ``amp``, ``amp_dtype``, ``channels_last``.
+    ``device``, ``amp``, ``amp_dtype``, ``channels_last``, ``running_loss`` (the sum of loss ×
+    batch size over the current epoch's batches so far: a 0-d float32 tensor on ``device``) and
+    ``running_samples`` (their number of samples).
     """
 
     def __init__(
@@ -238,6 +296,7 @@ class Trainer:
         progress: bool = True,
         seed: int | None = 0,
         scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -257,13 +316,12 @@ class Trainer:
                 raise ArgumentError(f"metrics must map names to functions, got {name!r}: {fn!r}")
         self.max_epochs = check_int("max_epochs", max_epochs, 0)
         self.grad_accumulation = check_int("grad_accumulation", grad_accumulation, 1)
-        if scheduler_interval not in ("epoch", "step"):
-            raise ArgumentError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
-        self.scheduler_interval = scheduler_interval
-        if not isinstance(deterministic, bool):
-            raise ArgumentError(f"deterministic must be True or False, got {deterministic!r}")
-        self.deterministic = deterministic
-        self.progress = bool(progress)
+        self.scheduler_interval = check_choice("scheduler_interval", scheduler_interval, ("epoch", "step"))
+        if scheduler_monitor is not None and not isinstance(scheduler_monitor, str):
+            raise ArgumentError(f"scheduler_monitor must be the name of an epoch number, got {scheduler_monitor!r}")
+        self.scheduler_monitor = scheduler_monitor or ("val_loss" if val_loader is not None else "loss")
+        self.deterministic = check_bool("deterministic", deterministic)
+        self.progress = check_bool("progress", progress)
         self.seed = None if seed is None else check_int("seed", seed, 0)
 
         # device, mixed precision, memory layout
@@ -278,7 +336,7 @@ class Trainer:
         self.device = dev
         cuda = dev.type == "cuda"
         for name, value in (("amp", amp), ("channels_last", channels_last)):
-            if _check_flag(name, value) is True and not cuda:
+            if check_choice(name, value, ("auto", True, False)) is True and not cuda:
                 raise ArgumentError(f"{name}=True needs a CUDA device, but the trainer runs on "
                                     f"{dev}: use {name}='auto' or False")
         self.amp = bool(cuda if amp == "auto" else amp)
@@ -309,8 +367,8 @@ class Trainer:
         self.global_step = 0
         self.history: list[dict[str, float]] = []
         self.should_stop = False
-        self._loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._samples = 0
+        self.running_loss = torch.zeros((), dtype=torch.float32, device=self.device)
+        self.running_samples = 0
         self._seeded = False
 
     # ------------------------------------------------------------------------------ helpers
@@ -344,6 +402,16 @@ class Trainer:
             else:
                 self._net = self.model
         return self._net
+
+    def _sum_count(self, count: int) -> int:
+        """A sample count summed over the processes (itself when not distributed)."""
+        if not is_distributed():
+            return count
+        return int(all_reduce_sum(torch.tensor([count], dtype=torch.int64, device=self.device)).item())
+
+    def _epoch_totals(self) -> tuple[float, int]:
+        """``(loss sum, samples)`` of the current epoch so far, over all processes (one sync)."""
+        return float(all_reduce_sum(self.running_loss)), self._sum_count(self.running_samples)
 
     def _epoch_iterator(self, loader: Iterable[Any], epoch: int, start: int) -> Iterator[Any]:
         """The loader's iterator for ``epoch`` (0-based), past its first ``start`` batches,
@@ -382,9 +450,9 @@ class Trainer:
                 raise ArgumentError("fit(resume=True) needs checkpoint_dir (or give the checkpoint's path)")
             last = self.checkpoint_dir / ModelCheckpoint.LAST
             if last.exists():
-                self._resume_from(last)
+                self.resume(last)
         elif resume not in (False, None):
-            self._resume_from(Path(resume))
+            self.resume(resume)
         if not self._seeded:
             if self.seed is not None:
                 seed_everything(self.seed)
@@ -422,8 +490,8 @@ class Trainer:
         epoch = self.epoch  # 0-based index of the epoch being trained
         start = self.batch_in_epoch
         if start == 0:
-            self._loss_sum.zero_()
-            self._samples = 0
+            self.running_loss.zero_()
+            self.running_samples = 0
         self._call("on_epoch_start", epoch + 1)
         net = self._training_net()
         net.train()
@@ -457,8 +525,8 @@ class Trainer:
                     self._optimizer_step()
                 loss = loss.detach()
                 n = _batch_len(x)
-                self._loss_sum += loss.double() * n
-                self._samples += n
+                self.running_loss += loss.float() * n           # stays on the device: no sync
+                self.running_samples += n
                 self.batch_in_epoch = i + 1
                 self._call("on_batch_end", i, {"loss": loss, "optimizer_step": step_now})
                 bar.update(1)
@@ -469,22 +537,22 @@ class Trainer:
         finally:
             bar.close()
 
-        totals = all_reduce_sum(torch.stack([self._loss_sum,
-                                             torch.tensor(float(self._samples), dtype=torch.float64,
-                                                          device=self.device)]))
-        logs: dict[str, float] = {"loss": float(totals[0] / totals[1]) if totals[1] > 0 else float("nan"),
-                                  "lr": lr}
+        loss_sum, samples = self._epoch_totals()
+        logs: dict[str, float] = {"loss": loss_sum / samples if samples > 0 else float("nan"), "lr": lr}
         if self.val_loader is not None:
             logs.update(self.validate())
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(logs.get("val_loss", logs["loss"]))
+                if self.scheduler_monitor not in logs:
+                    raise ArgumentError(f"scheduler_monitor={self.scheduler_monitor!r} is not among the "
+                                        f"epoch's numbers {sorted(logs)} (validation numbers need a val_loader)")
+                self.scheduler.step(logs[self.scheduler_monitor])
             else:
                 self.scheduler.step()
         self.epoch = epoch + 1
         self.batch_in_epoch = 0
-        self._loss_sum.zero_()
-        self._samples = 0
+        self.running_loss.zero_()
+        self.running_samples = 0
         self.history.append({"epoch": epoch + 1, **logs})
         self._call("on_epoch_end", epoch + 1, logs)
 
@@ -494,7 +562,8 @@ class Trainer:
         was_training = model.training
         model.eval()
         names = ["loss", *self.metrics]
-        sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(len(names), dtype=torch.float32, device=self.device)  # on the device: no sync per batch
+        count = 0
         try:
             with _rng_neutral(), torch.no_grad():
                 for batch in loader:
@@ -505,18 +574,18 @@ class Trainer:
                         loss = self.loss_fn(out, y)
                     out = out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
                     n = _batch_len(x)
-                    values = [torch.as_tensor(loss, dtype=torch.float64, device=self.device)]
+                    values = [torch.as_tensor(loss, dtype=torch.float32, device=self.device)]
                     for fn in self.metrics.values():
-                        values.append(torch.as_tensor(fn(out, y), dtype=torch.float64, device=self.device))
-                    sums[:-1] += torch.stack([v.reshape(()) for v in values]) * n
-                    sums[-1] += n
+                        values.append(torch.as_tensor(fn(out, y), dtype=torch.float32, device=self.device))
+                    sums += torch.stack([v.reshape(()) for v in values]) * n
+                    count += n
         finally:
             model.train(was_training)
-        sums = all_reduce_sum(sums)
-        count = float(sums[-1])
+        sums = all_reduce_sum(sums).tolist()                  # the one GPU→CPU copy
+        count = self._sum_count(count)
         if count == 0:
             raise ArgumentError(f"the {prefix.rstrip('_')} loader gave no batches")
-        return {f"{prefix}{name}": float(sums[j] / count) for j, name in enumerate(names)}
+        return {f"{prefix}{name}": sums[j] / count for j, name in enumerate(names)}
 
     def validate(self) -> dict[str, float]:
         """Loss and metrics on ``val_loader``: ``{"val_loss": ..., "val_<metric>": ...}``."""
@@ -555,9 +624,7 @@ class Trainer:
 
         In a distributed run every process must call it (it sums the running loss over them).
         """
-        totals = all_reduce_sum(torch.stack([self._loss_sum,
-                                             torch.tensor(float(self._samples), dtype=torch.float64,
-                                                          device=self.device)]))
+        loss_sum, samples = self._epoch_totals()
         sampler = getattr(self.train_loader, "sampler", None)
         return {
             "format": CHECKPOINT_FORMAT,
@@ -568,8 +635,8 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
-            "epoch_loss_sum": float(totals[0]),
-            "epoch_samples": int(totals[1]),
+            "epoch_loss_sum": loss_sum,
+            "epoch_samples": samples,
             "seed": self.seed,
             "world_size": get_world_size(),
             "rng": capture_rng_state(),
@@ -580,25 +647,32 @@ class Trainer:
             "history": [dict(row) for row in self.history],
         }
 
-    def _resume_from(self, path: Path) -> None:
-        """Load the checkpoint at ``path``; a file that does not fit this trainer names the file."""
+    def resume(self, path: str | os.PathLike) -> None:
+        """Continue from the checkpoint at ``path`` (a :meth:`state_dict` saved by
+        :class:`~cmrlab.train.ModelCheckpoint`): the next :meth:`fit` goes on where it stopped.
+
+        The file is read with ``weights_only=True`` (:func:`~cmrlab.train.load_checkpoint`) and
+        checked in full before anything of this trainer changes; a missing, truncated or foreign
+        file, a field of the wrong type or out of range, or weights of another model give a
+        :class:`~cmrlab.errors.FileFormatError` naming the file and the field.
+        """
+        path = Path(path)
         state = load_checkpoint(path)
         try:
             self.load_state_dict(state)
-        except (ArgumentError, KeyError, RuntimeError, ValueError) as exc:
+        except (ArgumentError, KeyError, RuntimeError, TypeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FileFormatError(path, f"cannot be resumed by this trainer ({first})") from None
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (e.g. ``load_checkpoint(path)``) into this trainer.
 
-        The model, optimiser and scheduler must be the kind that wrote it (torch raises
-        otherwise); :meth:`fit` with ``resume`` turns such errors into a
-        :class:`~cmrlab.errors.FileFormatError` naming the file.
+        Every field is checked first (:class:`~cmrlab.errors.ArgumentError` naming it); the
+        model, optimiser and scheduler must be the kind that wrote it (torch raises otherwise).
+        :meth:`resume` turns such errors into a :class:`~cmrlab.errors.FileFormatError` naming
+        the file.
         """
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ArgumentError(f"not a Trainer checkpoint (format {state.get('format')!r}, "
-                                f"expected {CHECKPOINT_FORMAT!r})")
+        _check_state(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -607,12 +681,13 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.global_step = int(state["global_step"])
         main = is_main_process()
-        self._loss_sum.fill_(float(state["epoch_loss_sum"]) if main else 0.0)
-        self._samples = int(state["epoch_samples"]) if main else 0
+        self.running_loss.fill_(float(state["epoch_loss_sum"]) if main else 0.0)
+        self.running_samples = int(state["epoch_samples"]) if main else 0
         self.history = [dict(row) for row in state["history"]]
         sampler = getattr(self.train_loader, "sampler", None)
         if state.get("sampler") is not None and hasattr(sampler, "load_state_dict"):
@@ -624,7 +699,6 @@ class Trainer:
         if [type(cb).__name__ for cb in self.callbacks] != [e["class"] for e in saved]:
             warnings.warn("the checkpoint's callbacks differ from this trainer's; the state of "
                           "callbacks that do not match was not restored", stacklevel=2)
-        restore_rng_state(state["rng"])
         self._seeded = True
 
     def __repr__(self) -> str:
