@@ -9,8 +9,10 @@
     cmrlab evaluate cardiac-ch5-pspunet --checkpoint RUN/best.pt
     cmrlab predict --checkpoint RUN/best.pt IMAGE.nii.gz [...] --out DIR
 
-Every mistake a user can make (a bad option, a missing file, an unknown config key) ends with one
-line ``cmrlab: error: ...`` naming it and exit status 2, never a traceback.
+Every mistake a user can make (a bad option, a missing file, an unknown config key, a ``--set``
+value that is not valid YAML or not a finite number, a damaged run folder or checkpoint) ends with
+one line ``cmrlab: error: ...`` naming it and exit status 2, never a traceback; nothing is written
+to the run folder before the configuration has been checked.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from cmrlab.errors import CmrlabError
+from cmrlab.checks import check_int
+from cmrlab.errors import ArgumentError, CmrlabError
 
 __all__ = ["main"]
 
@@ -133,9 +136,10 @@ def _whole_number(minimum: int):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {value}")
-        return value
+        try:
+            return check_int("the value", value, minimum)
+        except ArgumentError:
+            raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {value}") from None
 
     return parse
 

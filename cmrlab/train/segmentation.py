@@ -33,8 +33,16 @@ loss, batch size and epochs with a :class:`~cmrlab.train.ModelCheckpoint` (``las
 (``history.csv``) in the run folder (default ``runs/<experiment>-<profile>``), which also gets
 the resolved experiment (``config.yaml``) and ``run.json``. Every checkpoint carries, under the key
 ``"cmrlab_run"``, what inference needs (model name and keyword arguments, preprocessing, label
-names), so :func:`predict_files` needs only the checkpoint. ``resume=True`` continues the run
-folder's ``last.pt`` exactly (the Trainer's guarantee).
+names), so :func:`predict_files` needs only the checkpoint; :func:`check_run_info` checks that
+entry field by field whenever a checkpoint is read. ``resume=True`` continues the run folder's
+``last.pt`` exactly (the Trainer's guarantee, :meth:`~cmrlab.train.Trainer.resume`).
+
+**The run folder is touched last.** The experiment (with ``--set`` overrides), a resumed folder's
+``config.yaml`` (read with :func:`cmrlab.files.load_yaml` and checked by
+:func:`~cmrlab.train.experiment.experiment_from_dict`), its ``last.pt`` and the model, loss,
+optimizer and Trainer are all built and checked before anything is written: a mistake leaves
+the folder absent or as it was. Then the temporary files of a save that was killed
+(:func:`cmrlab.files.remove_partials`) are removed and ``config.yaml`` and ``run.json`` written.
 
 **Evaluation** (:func:`evaluate_experiment`). For every test case, at ED and at ES: preprocess,
 predict every window, average the windows' softmax probabilities per slice
@@ -81,15 +89,16 @@ from cmrlab.config import RunConfig, select_device, setup
 from cmrlab.data.acdc import LABELS, read_patient
 from cmrlab.data.datasets import get_dataset
 from cmrlab.data.io import load_nifti
-from cmrlab.files import atomic_write
+from cmrlab.files import atomic_write, load_yaml, parse_yaml_text, remove_partials
 from cmrlab.data.patches import PairedAugment, SliceWindowDataset, augmentation_plan
 from cmrlab.data.preprocess import preprocess_volume
+from cmrlab.checks import check_bool, check_int, check_spacing, did_you_mean, metadata_number
 from cmrlab.errors import ArgumentError, CmrlabError, ConfigError, FileFormatError
 from cmrlab.nn import metrics as _metrics
 from cmrlab.nn.registry import MODELS, build_model
 from cmrlab.train.callbacks import CSVLogger, ModelCheckpoint
 from cmrlab.train.checkpoint import load_checkpoint
-from cmrlab.train.experiment import Experiment, load_experiment
+from cmrlab.train.experiment import Experiment, experiment_from_dict, load_experiment
 from cmrlab.train.inference import predict_volume_windows
 from cmrlab.train.trainer import Trainer, resumable_loader
 
@@ -102,7 +111,9 @@ __all__ = [
     "THESIS_TABLE_5_1",
     "THESIS_TABLE_5_2",
     "TrainResult",
+    "check_run_info",
     "evaluate_experiment",
+    "foreground_dice",
     "load_cases",
     "parse_overrides",
     "predict_files",
@@ -326,8 +337,15 @@ class AugmentedWindows(Dataset):
         return out, lab
 
 
-def _foreground_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the foreground classes of the hard Dice of a batch (pooled over its voxels)."""
+def foreground_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The validation Dice of the runner: the mean over the *foreground* classes of the hard Dice.
+
+    ``output`` (B, C, ...) logits or probabilities, ``target`` (B, ...) labels. The prediction is
+    ``output.argmax(1)``; class 0 (background) is left out of the mean, so a model that gets the
+    background right and misses the heart scores 0, not ``1/C``. Each class's Dice pools every
+    voxel of the batch; a class absent from both the prediction and the target counts 1. A 0-d
+    float tensor on ``output``'s device (no GPU→CPU copy).
+    """
     pred = output.argmax(1)
     scores = []
     for c in range(1, output.shape[1]):
@@ -344,26 +362,39 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
     """``["epochs=2", "optimizer.lr=1e-4"]`` (the CLI's ``--set``) → ``{"epochs": 2, "optimizer.lr": 0.0001}``.
 
     Values are read as YAML (``2`` an integer, ``[1, 1]`` a list, ``true``), and a number YAML
-    leaves as text (``1e-4``) as a number. A mapping is returned as it is.
+    leaves as text (``1e-4``) as a number. A mapping is returned as it is. An item without
+    ``=``, a value that is not valid YAML (``[1, 2``), nested too deeply, or not a finite number
+    where it reads as one (``nan``, ``inf``, ``.inf``, ``1e400``) is an
+    :class:`~cmrlab.errors.ArgumentError` naming the key; whether the key exists and the value
+    has the right type is checked by :func:`~cmrlab.train.experiment.load_experiment`.
     """
     if items is None:
         return {}
     if isinstance(items, Mapping):
         return dict(items)
+    if isinstance(items, (str, bytes)):
+        raise ArgumentError(f"overrides must be a list of KEY=VALUE strings or a mapping, got the text {items!r}")
     out: dict[str, Any] = {}
     for item in items:
         if not isinstance(item, str) or "=" not in item or not item.split("=", 1)[0].strip():
             raise ArgumentError(f"--set: expected KEY=VALUE (e.g. epochs=2), got {item!r}")
         key, text = (s.strip() for s in item.split("=", 1))
         try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            value = text
+            value = parse_yaml_text(text, f"--set {key}") if text else ""
+        except FileFormatError as exc:
+            problem = exc.problem.replace("field '(top level)' ", "")
+            hint = ("; quote text that holds YAML characters, e.g. --set 'name=\"a: b\"'"
+                    if "not valid YAML" in problem else "")
+            raise ArgumentError(f"--set {key}: the value {text[:80]!r} {problem}{hint}") from None
         if isinstance(value, str):
             try:
-                value = float(value)
+                number = float(value)
             except ValueError:
                 pass
+            else:
+                if not math.isfinite(number):
+                    raise ArgumentError(f"--set {key}: the value {text[:80]!r} is not a finite number")
+                value = number
         out[key] = value
     return out
 
@@ -466,6 +497,8 @@ def train_experiment(
     :func:`load_cases` for the same experiment and seed, to skip reading the data again.
     ``callbacks`` are added to the Trainer's (e.g. a :class:`~cmrlab.train.MonitorCallback`).
     """
+    resume = check_bool("resume", resume)
+    seed = check_int("seed", seed, 0)
     run = setup(profile=profile, seed=seed, device=device, data_root=data_root)
     exp = load_experiment(config, profile=run.profile.name, overrides=parse_overrides(overrides))
     run_dir = Path(out).expanduser() if out is not None else Path("runs") / f"{exp.name}-{exp.profile}"
@@ -473,13 +506,8 @@ def train_experiment(
         raise FileFormatError(run_dir, "is a file; the run folder must be a folder")
     last = run_dir / ModelCheckpoint.LAST
     resolved = exp.to_dict()
-    if resume and (run_dir / "config.yaml").is_file():
-        before = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        if _comparable(before) != _comparable(resolved):
-            changed = sorted(k for k in set(before) | set(resolved)
-                             if k not in ("path", "epochs") and before.get(k) != resolved.get(k))
-            raise ConfigError(f"--resume: {run_dir} was trained with another configuration "
-                              f"(differs in: {', '.join(changed)}); only epochs may change on resume")
+    if resume and (run_dir / "config.yaml").exists():
+        _check_same_config(run_dir / "config.yaml", resolved)
     elif not resume and last.exists():
         raise CmrlabError(f"{run_dir} already holds a run ({last.name}); pass --resume (resume=True) to "
                           "continue it, or choose another --out folder")
@@ -503,22 +531,29 @@ def train_experiment(
     torch.manual_seed(run.seed)                                   # the same initial weights every time
     model = exp.build_model()
     info = _run_info(exp, run.seed, split)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    _write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
     trainer = _RunTrainer(
         model, exp.build_loss(), exp.build_optimizer(model.parameters()),
         train_loader=resumable_loader(train_set, exp.batch_size, seed=run.seed),
-        val_loader=val_loader, metrics={"dice": _foreground_dice}, device=run.device,
+        val_loader=val_loader, metrics={"dice": foreground_dice}, device=run.device,
         max_epochs=exp.epochs, seed=run.seed, progress=progress,
         callbacks=[*callbacks, CSVLogger(run_dir / "history.csv"),
                    ModelCheckpoint(run_dir, monitor="val_loss" if val_loader is not None else "loss")],
     )
     trainer.run_info = info
-    start = time.perf_counter()
     if resume and last.exists():
-        trainer._resume_from(last)
+        before = check_run_info(last, load_checkpoint(last).get(RUN_KEY))
+        for key in ("experiment", "profile", "model", "preprocessing"):
+            if before[key] != info[key]:
+                raise ConfigError(f"--resume: {last} was trained with another {key} ({str(before[key])[:80]}, "
+                                  f"now {str(info[key])[:80]}); only epochs may change on resume")
+        trainer.resume(last)                                      # checked in full before anything is written
     resumed = trainer.epoch
+    # everything is checked: only now is the run folder touched
+    remove_partials(run_dir)                                      # left by a save that was killed
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    _write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
+    start = time.perf_counter()
     history = trainer.fit()
     seconds = time.perf_counter() - start
     best = run_dir / ModelCheckpoint.BEST
@@ -526,24 +561,106 @@ def train_experiment(
                        split, seconds, resumed)
 
 
+def _check_same_config(path: Path, resolved: Mapping[str, Any]) -> None:
+    """Refuse to resume a run folder whose ``config.yaml`` is damaged or another experiment's."""
+    before = experiment_from_dict(load_yaml(path), path).to_dict()
+    if _comparable(before) != _comparable(resolved):
+        changed = sorted(k for k in set(before) | set(resolved)
+                         if k not in ("path", "epochs") and before.get(k) != resolved.get(k))
+        raise ConfigError(f"--resume: {path.parent} was trained with another configuration "
+                          f"(differs in: {', '.join(changed)}); only epochs may change on resume")
+
+
 # ----------------------------------------------------------------------------------------------
 # Loading a trained model
 # ----------------------------------------------------------------------------------------------
+def check_run_info(path: str | os.PathLike, info: object) -> dict[str, Any]:
+    """The runner's metadata of a checkpoint (its :data:`RUN_KEY` entry), checked field by field.
+
+    Returns a clean copy (numbers as ``int``/``float``) with the keys that inference and resume
+    use: ``format``, ``experiment``, ``profile``, ``model`` (``name`` in
+    :data:`cmrlab.nn.registry.MODELS`, ``kwargs`` a mapping with text keys), ``preprocessing``
+    (``spacing``: 2 finite numbers > 0, ``size``: 2 whole numbers in [1, 4096],
+    ``normalisation``: ``"minmax"`` or ``"none"``, ``window`` and ``stride``: whole numbers in
+    [1, 64]) and ``seed`` (a whole number >= 0). Anything else — a missing entry, another
+    format, a wrong type, NaN — is a :class:`~cmrlab.errors.FileFormatError` naming ``path``
+    and the field.
+    """
+    path = Path(path)
+
+    def fail(field: str, problem: str) -> FileFormatError:
+        return FileFormatError(path, f"field {RUN_KEY + '.' + field!r} {problem}")
+
+    def mapping(value: object, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise fail(field, f"must be a mapping with text keys, got {type(value).__name__}")
+        return value
+
+    def number(value: object, field: str, **bounds: Any) -> float | int:
+        if isinstance(value, str):  # metadata_number reads text; a checkpoint stores numbers
+            raise fail(field, f"must be a number, got the text {value[:40]!r}")
+        return metadata_number(path, f"{RUN_KEY}.{field}", value, **bounds)
+
+    if not isinstance(info, Mapping) or info.get("format") != RUN_FORMAT:
+        found = info.get("format") if isinstance(info, Mapping) else None
+        raise FileFormatError(path, f"is not a checkpoint of cmrlab.train.segmentation (no {RUN_KEY!r} "
+                                    f"entry of format {RUN_FORMAT!r}; found {str(found)[:60]!r}); "
+                                    "train it with `cmrlab train`")
+    for field in ("experiment", "profile"):
+        if not isinstance(info.get(field), str):
+            raise fail(field, f"must be text, got {type(info.get(field)).__name__}")
+    if info["profile"] not in ("fast", "full"):
+        raise fail("profile", f"must be 'fast' or 'full', got {info['profile'][:40]!r}")
+    model = mapping(info.get("model"), "model")
+    name = model.get("name")
+    if not isinstance(name, str):
+        raise fail("model.name", f"must be text, got {type(name).__name__}")
+    if name not in MODELS:
+        raise FileFormatError(path, f"names the model {name[:60]!r}, which this cmrlab does not know"
+                                    f"{did_you_mean(name, MODELS)}")
+    kwargs = dict(mapping(model.get("kwargs"), "model.kwargs"))
+    pre = mapping(info.get("preprocessing"), "preprocessing")
+    clean_pre: dict[str, Any] = {}
+    for field, integer, low, high in (("spacing", False, None, None), ("size", True, 1, 4096)):
+        value = pre.get(field)
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise fail(f"preprocessing.{field}", f"must be a list of 2 numbers, got {str(value)[:60]}")
+        items = [number(v, f"preprocessing.{field}[{i}]", integer=integer, minimum=low, maximum=high)
+                 for i, v in enumerate(value)]
+        if field == "spacing" and not all(v > 0 for v in items):
+            raise fail("preprocessing.spacing", f"must hold numbers > 0 (mm), got {items}")
+        clean_pre[field] = items
+    if pre.get("normalisation") not in ("minmax", "none"):
+        raise fail("preprocessing.normalisation", f"must be 'minmax' or 'none', got {str(pre.get('normalisation'))[:40]!r}")
+    clean_pre["normalisation"] = pre["normalisation"]
+    for field in ("window", "stride"):
+        clean_pre[field] = number(pre.get(field), f"preprocessing.{field}", integer=True, minimum=1, maximum=64)
+    seed = number(info.get("seed", 0), "seed", integer=True, minimum=0)
+    return {**info, "model": {"name": name, "kwargs": kwargs}, "preprocessing": clean_pre, "seed": seed}
+
+
 def _load_run(checkpoint: str | os.PathLike, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(checkpoint).expanduser()
     state = load_checkpoint(path)
-    info = state.get(RUN_KEY)
-    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT or "model" not in state:
-        raise FileFormatError(path, "is not a checkpoint of cmrlab.train.segmentation (no "
-                                    f"{RUN_KEY!r} entry); train it with `cmrlab train`")
+    info = check_run_info(path, state.get(RUN_KEY))
+    weights = state.get("model")
+    if not isinstance(weights, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                   for k, v in weights.items()):
+        raise FileFormatError(path, "field 'model' must map parameter names to tensors (a model's state_dict)")
     name = info["model"]["name"]
-    if name not in MODELS:
-        raise FileFormatError(path, f"names the model {name!r}, which this cmrlab does not know")
-    model = build_model(name, **info["model"]["kwargs"])
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise FileFormatError(path, f"weights do not fit the model {name!r} ({str(exc).splitlines()[0]})") from None
+        model = build_model(name, **info["model"]["kwargs"])
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the checkpoint's keyword arguments are at fault
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(path, f"field {RUN_KEY + '.model.kwargs'!r} does not build the model "
+                                    f"{name!r} ({first})") from None
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(path, f"weights do not fit the model {name!r} ({first})") from None
     return model.to(device).eval(), info
 
 
@@ -557,8 +674,16 @@ def predict_volume(model: nn.Module, image: np.ndarray, spacing: Sequence[float]
     the most probable label. Returns ``(labels, probabilities)``: (X, Y, Z) uint8 and
     (X, Y, Z, C) float32. The model's device is used.
     """
+    image = np.asarray(image)
     if image.ndim != 3:
         raise ArgumentError(f"image must be a volume (X, Y, Z), got shape {image.shape}")
+    if np.iscomplexobj(image):
+        raise ArgumentError("image holds complex values; give the magnitude (np.abs) of a complex image")
+    if image.dtype.kind not in "biuf":
+        raise ArgumentError(f"image must hold real numbers, got dtype {image.dtype}")
+    if not np.isfinite(image).all():
+        raise ArgumentError("image holds NaN or infinite intensities")
+    spacing = check_spacing("spacing", list(spacing)[:3], ndim=3)
     window = int(preprocessing["window"])
     if image.shape[2] < window:
         raise ArgumentError(f"image has {image.shape[2]} slices; the model reads windows of {window}")
@@ -784,7 +909,14 @@ def predict_files(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathL
         data = np.asanyarray(img.dataobj)
         if data.ndim not in (3, 4):
             raise FileFormatError(path, f"holds a {data.ndim}-D image; expected a 3-D volume or a 4-D cine")
-        spacing = [float(z) for z in img.header.get_zooms()[:3]]
+        if np.iscomplexobj(data):
+            raise FileFormatError(path, f"holds complex voxels ({data.dtype}); save the magnitude image "
+                                        "(np.abs) and segment that")
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+        if not all(math.isfinite(z) and z > 0 for z in zooms):
+            raise FileFormatError(path, f"header gives the voxel spacing {zooms} (pixdim[1:4]); every "
+                                        "spacing must be a finite number > 0 mm")
+        spacing = zooms
         volumes = [data] if data.ndim == 3 else [data[..., t] for t in range(data.shape[3])]
         labels = []
         with torch.no_grad():
