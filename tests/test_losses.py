@@ -457,7 +457,7 @@ _BAD_CALLS = [
 
 @pytest.mark.parametrize("what,call,match", _BAD_CALLS, ids=[c[0] for c in _BAD_CALLS])
 def test_bad_input_raises_argument_error(what, call, match):
-    with pytest.raises(ArgumentError, match=match):
+    with L.debug_checks(), pytest.raises(ArgumentError, match=match):  # value checks need debug mode
         call()
 
 
@@ -471,9 +471,47 @@ def test_bad_input_to_the_regression_loss():
         L.volume_regression_loss(v, v, pi, bn, cam[:1])
     with pytest.raises(ArgumentError, match="pi_pred must hold one value per sample"):
         L.volume_regression_loss(v, v, torch.ones(2, 2), bn, cam)
-    with pytest.raises(ArgumentError, match="NaN"):
+    with L.debug_checks(), pytest.raises(ArgumentError, match="NaN"):
         L.volume_regression_loss(v, v, pi * float("nan"), bn, cam)
-    with pytest.raises(ArgumentError, match=">= 0"):
+    with L.debug_checks(), pytest.raises(ArgumentError, match=">= 0"):
         L.volume_regression_loss(v, -v, pi, bn, cam)
     with pytest.raises(ArgumentError):
         L.VolumeRegressionLoss(pi_weight=-1)
+
+
+@pytest.mark.parametrize("module, function, tensors, call_only", [
+    (L.CrossEntropyLoss, L.cross_entropy, 2, ("weight_map",)), (L.DiceLoss, L.dice_loss, 2, ()),
+    (L.GeneralizedDiceLoss, L.generalized_dice_loss, 2, ()), (L.WeightedDiceLoss, L.weighted_dice_loss, 2, ()),
+    (L.TverskyLoss, L.tversky_loss, 2, ()), (L.FocalLoss, L.focal_loss, 2, ()),
+    (L.DiceCELoss, L.dice_ce_loss, 2, ()),
+    (L.FrameWeightedCrossEntropyLoss, L.frame_weighted_cross_entropy, 2, ()),
+    (L.VolumeRegressionLoss, L.volume_regression_loss, 5, ("return_terms",)),
+])
+def test_module_constructors_take_the_functions_options(module, function, tensors, call_only):
+    import inspect
+    options = [p for p in list(inspect.signature(function).parameters.values())[tensors:] if p.name not in call_only]
+    params = list(inspect.signature(module).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in params] == [(p.name, p.kind, p.default) for p in options]
+    built = module()
+    assert all(getattr(built, p.name) == (tuple(p.default) if isinstance(p.default, list) else p.default)
+               for p in options)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        module(no_such_option=1)
+
+
+def test_module_options_are_checked_at_construction():
+    assert L.WeightedDiceLoss([0.2, 0.8]).class_weights == (0.2, 0.8)  # positional, as in the function
+    with pytest.raises(ArgumentError, match=r"class_weights\[1\]"):
+        L.WeightedDiceLoss([0.5, -1.0])
+    with pytest.raises(ArgumentError, match="reduction must be one of 'mean', 'sum', got 'none'"):
+        L.DiceCELoss(reduction="none")
+    with pytest.raises(ArgumentError, match="alpha must be one number"):
+        L.FocalLoss(alpha=[0.5, 0.5], activation="sigmoid")
+    with pytest.raises(ArgumentError, match="alpha must be a sequence"):
+        L.FocalLoss(alpha=0.5)
+    with pytest.raises(ArgumentError, match="background_index must be an integer >= 0"):
+        L.FrameWeightedCrossEntropyLoss(background_index=-1)
+    with pytest.raises(ArgumentError, match="pi_weight must be a finite number >= 0"):
+        L.VolumeRegressionLoss(pi_weight=float("inf"))
+    assert L.GeneralizedDiceLoss(weights="simple").weight_type == "simple"
+    assert L.GeneralizedDiceLoss(weights=[1, 2]).weight_type == "fixed"

@@ -49,9 +49,21 @@ Conventions shared by all the losses on class maps:
   function says their shape).
 * ``include_background=False`` drops channel 0 *after* the softmax, as MONAI does.
 * Half-precision inputs are computed in float32 (sums over a whole volume overflow float16).
-* Bad input — a shape that does not fit, labels out of range, NaN or infinite values,
-  probabilities outside [0, 1], a negative weight, an unknown option — raises
-  :class:`~cmrlab.errors.ArgumentError` naming the argument.
+* Bad input raises :class:`~cmrlab.errors.ArgumentError` naming the argument. Two kinds of check:
+
+  - **always**: the type, shape, dtype and device of every tensor, and every option (an unknown
+    activation, a negative smooth term or weight given as numbers, a weight list of the wrong
+    length). These look at no tensor value, so they cost nothing on a GPU.
+  - **debug mode only**: the checks of tensor *values* — NaN or infinite input or targets,
+    probabilities outside [0, 1] with ``activation="none"``, labels that are not whole or lie
+    outside ``0 … C−1``, one-hot targets outside [0, 1], negative weight maps, and class weights
+    or volumes passed as tensors. Each needs a value back on the CPU, which on a GPU stalls the
+    queue of kernels (a device sync) at *every* call. Switch them on with
+    ``CMRLAB_DEBUG_CHECKS=1`` in the environment, :func:`set_debug_checks` ``(True)``, or
+    ``with debug_checks(): …``. The loss **modules** (``DiceLoss()`` …) run them on their
+    first call anyway (one sync, once), so a data set whose labels do not fit the model fails
+    at the first batch. Labels out of range for ``C ≥ 2`` channels still raise on the CPU without debug mode (torch's
+    ``one_hot`` checks them there for free); on a GPU they trigger a device-side assert instead.
 
 Differences from MONAI (``monai.losses``); ``tests/test_losses.py`` compares every loss with its
 MONAI (or torch) counterpart where they define the same thing:
@@ -84,15 +96,20 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import numbers
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cmrlab.checks import check_bool, check_choice, check_int, check_number
 from cmrlab.errors import ArgumentError
 
 __all__ = [
@@ -110,12 +127,15 @@ __all__ = [
     "VolumeRegressionLoss",
     "WeightedDiceLoss",
     "cross_entropy",
+    "debug_checks",
+    "debug_checks_enabled",
     "dice_ce_loss",
     "dice_loss",
     "focal_loss",
     "frame_weighted_cross_entropy",
     "generalized_dice_loss",
     "l1_activity",
+    "set_debug_checks",
     "tversky_loss",
     "volume_regression_loss",
     "weighted_dice_loss",
@@ -140,34 +160,83 @@ EVENT_FRAME_WEIGHT: float = 100.0
 
 _KERAS_EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 − eps] before the log
 
+_ACTIVATIONS = ("softmax", "sigmoid", "none")
+_REDUCTIONS = ("mean", "sum", "none")
+_FLAGS = ("include_background", "squared", "batch")
+
 
 # --------------------------------------------------------------------------------------------
 # Checks shared by every loss
 # --------------------------------------------------------------------------------------------
-def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise ArgumentError(f"{name} must be one of {options}, got {value!r}")
-    return value
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _check_number(name: str, value: object, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ArgumentError(f"{name} must be a finite number, got {value!r}")
-    if not minimum <= value <= maximum:
-        upper = "" if maximum == math.inf else f" and <= {maximum}"
-        raise ArgumentError(f"{name} must be >= {minimum}{upper}, got {value}")
-    return float(value)
+_DEBUG_CHECKS = _env_flag("CMRLAB_DEBUG_CHECKS")
+_FORCED = threading.local()  # set while a loss module checks its first call
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ArgumentError(f"{name} must be True or False, got {value!r}")
-    return value
+def set_debug_checks(enabled: bool) -> bool:
+    """Switch the value checks of every loss on or off; returns the previous setting.
+
+    The checks that look at tensor *values* (NaN or infinite input, probabilities outside
+    [0, 1], labels outside ``0 … C−1`` or not whole, one-hot targets outside [0, 1], negative
+    weight maps, class weights or volumes given as tensors) each need the value back on the CPU,
+    which on a GPU waits for all queued work: a sync per call. They are off by default and on
+    when the environment variable ``CMRLAB_DEBUG_CHECKS`` is ``1`` at import, after
+    ``set_debug_checks(True)``, or inside ``with debug_checks():``. Checks of shapes, dtypes,
+    devices and of the options themselves always run.
+    """
+    global _DEBUG_CHECKS
+    previous = _DEBUG_CHECKS
+    _DEBUG_CHECKS = check_bool("enabled", enabled)
+    return previous
+
+
+def debug_checks_enabled() -> bool:
+    """Whether the value checks run now (see :func:`set_debug_checks`)."""
+    return _DEBUG_CHECKS or getattr(_FORCED, "on", False)
+
+
+@contextlib.contextmanager
+def debug_checks(enabled: bool = True) -> Iterator[None]:
+    """``with debug_checks(): …`` runs the value checks inside the block (see :func:`set_debug_checks`)."""
+    previous = set_debug_checks(enabled)
+    try:
+        yield
+    finally:
+        set_debug_checks(previous)
+
+
+@contextlib.contextmanager
+def _checked_call() -> Iterator[None]:
+    """Value checks on for this thread only (a loss module's first call)."""
+    previous = getattr(_FORCED, "on", False)
+    _FORCED.on = True
+    try:
+        yield
+    finally:
+        _FORCED.on = previous
+
+
+def _nonnegative(name: str, value: object, maximum: float | None = None) -> float:
+    return check_number(name, value, 0.0, maximum)
+
+
+def _require_finite(t: Tensor, name: str) -> None:
+    """NaN/inf check of a tensor's values, in debug mode only (it syncs a GPU)."""
+    if debug_checks_enabled() and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ArgumentError(f"{name} contains NaN or infinite values")
+
+
+def _value_range(t: Tensor) -> tuple[float, float]:
+    lo, hi = torch.aminmax(t)
+    return lo.item(), hi.item()
 
 
 def _check_input(input: object, *, min_ndim: int, name: str = "input") -> Tensor:
-    """The prediction as a floating tensor of at least ``min_ndim`` axes, finite, not empty."""
+    """The prediction as a floating tensor of at least ``min_ndim`` axes, not empty (finite in
+    debug mode)."""
     if not isinstance(input, Tensor):
         raise ArgumentError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
     if not input.is_floating_point():
@@ -177,20 +246,27 @@ def _check_input(input: object, *, min_ndim: int, name: str = "input") -> Tensor
         raise ArgumentError(f"{name} must have shape {layout}, got shape {tuple(input.shape)}")
     if input.numel() == 0:
         raise ArgumentError(f"{name} is empty (shape {tuple(input.shape)})")
-    if not bool(torch.isfinite(input).all()):
-        raise ArgumentError(f"{name} contains NaN or infinite values")
+    _require_finite(input, name)
     if input.dtype in (torch.float16, torch.bfloat16):
         input = input.float()
     return input
 
 
 def _check_probabilities(x: Tensor, name: str = "input") -> None:
-    lo, hi = torch.aminmax(x)
-    if lo.item() < 0.0 or hi.item() > 1.0:
+    if not debug_checks_enabled():
+        return
+    lo, hi = _value_range(x)
+    if lo < 0.0 or hi > 1.0:
         raise ArgumentError(
-            f"{name} must hold probabilities in [0, 1] with activation='none', "
-            f"got values in [{lo.item():.4g}, {hi.item():.4g}]"
+            f"{name} must hold probabilities in [0, 1] with activation='none', got values in [{lo:.4g}, {hi:.4g}]"
         )
+
+
+def _label_range_error(name: str, labels: Tensor, n_labels: int, c: int) -> ArgumentError:
+    lo, hi = _value_range(labels)
+    return ArgumentError(
+        f"{name} labels must lie in 0..{n_labels - 1} for an input with {c} channel(s), got values in {lo:g}..{hi:g}"
+    )
 
 
 def _as_target(target: object, x: Tensor, name: str = "target") -> Tensor:
@@ -207,33 +283,33 @@ def _as_target(target: object, x: Tensor, name: str = "target") -> Tensor:
         raise ArgumentError(f"{name} must be real, got {target.dtype}")
 
     if shape == tuple(x.shape):  # one-hot or soft targets (for C = 1: the binary mask)
-        if target.is_floating_point() and not bool(torch.isfinite(target).all()):
-            raise ArgumentError(f"{name} contains NaN or infinite values")
-        lo, hi = torch.aminmax(target)
-        if lo.item() < 0 or hi.item() > 1:
-            raise ArgumentError(
-                f"{name} has the shape of input, so it is read as one-hot (or soft) targets, which must lie in "
-                f"[0, 1]; got values in [{lo.item():.4g}, {hi.item():.4g}] (pass integer labels as (N, *spatial))"
-            )
+        _require_finite(target, name)
+        if debug_checks_enabled():
+            lo, hi = _value_range(target)
+            if lo < 0 or hi > 1:
+                raise ArgumentError(
+                    f"{name} has the shape of input, so it is read as one-hot (or soft) targets, which must lie in "
+                    f"[0, 1]; got values in [{lo:.4g}, {hi:.4g}] (pass integer labels as (N, *spatial))"
+                )
         return target.to(x.dtype)
 
     if shape == (n, *spatial) or (c > 1 and shape == (n, 1, *spatial)):  # integer labels
         labels = target.reshape((n, *spatial))
-        if labels.is_floating_point():
-            if not bool(torch.isfinite(labels).all()):
-                raise ArgumentError(f"{name} contains NaN or infinite values")
-            if not bool((labels == labels.round()).all()):
-                raise ArgumentError(f"{name} holds labels, which must be whole numbers")
         n_labels = 2 if c == 1 else c
-        lo, hi = torch.aminmax(labels)
-        if lo.item() < 0 or hi.item() >= n_labels:
-            raise ArgumentError(
-                f"{name} labels must lie in 0..{n_labels - 1} for an input with {c} channel(s), "
-                f"got values in {lo.item():g}..{hi.item():g}"
-            )
+        if debug_checks_enabled():
+            _require_finite(labels, name)
+            if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+                raise ArgumentError(f"{name} holds labels, which must be whole numbers")
+            lo, hi = _value_range(labels)
+            if lo < 0 or hi >= n_labels:
+                raise _label_range_error(name, labels, n_labels, c)
         if c == 1:
             return labels.to(x.dtype).unsqueeze(1)
-        return F.one_hot(labels.long(), c).movedim(-1, 1).to(x.dtype)
+        try:  # on the CPU one_hot checks the range itself (no sync there); on a GPU it asserts
+            one_hot = F.one_hot(labels.long(), c)
+        except RuntimeError as exc:
+            raise _label_range_error(name, labels, n_labels, c) from exc
+        return one_hot.movedim(-1, 1).to(x.dtype)
 
     raise ArgumentError(
         f"{name} shape {shape} does not fit input shape {tuple(x.shape)}: expected labels of shape "
@@ -247,10 +323,10 @@ def _prepare(
     activation: str,
     *,
     min_ndim: int = 3,
-    activations: Sequence[str] = ("softmax", "sigmoid", "none"),
+    activations: Sequence[str] = _ACTIVATIONS,
 ) -> tuple[Tensor, Tensor]:
     """Checked ``(input, one-hot target)`` pair, both float and of the same shape."""
-    activation = _check_choice("activation", activation, activations)
+    activation = check_choice("activation", activation, activations)
     x = _check_input(input, min_ndim=min_ndim)
     if activation == "softmax" and x.shape[1] < 2:
         raise ArgumentError(
@@ -286,17 +362,32 @@ def _drop_background(p: Tensor, y: Tensor, include_background: bool) -> tuple[Te
     return p[:, 1:], y[:, 1:]
 
 
+def _weight_values(name: str, weights: object) -> tuple[float, ...]:
+    """Weights given as Python numbers (or a tensor, read once): a non-empty tuple of floats >= 0."""
+    if isinstance(weights, Tensor) and weights.ndim != 1:
+        raise ArgumentError(f"{name} must be a sequence of numbers, got a tensor of shape {tuple(weights.shape)}")
+    try:
+        values = weights.tolist() if isinstance(weights, Tensor) else list(weights)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise ArgumentError(f"{name} must be a sequence of numbers, got {weights!r}") from exc
+    if not values:
+        raise ArgumentError(f"{name} must be a non-empty sequence of finite numbers >= 0, got {weights!r}")
+    return tuple(_nonnegative(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
 def _class_weights(name: str, weights: Weights | None, n_classes: int, like: Tensor) -> Tensor | None:
-    """Per-class weights as a tensor on ``like``'s device (``None`` stays ``None``)."""
+    """Per-class weights as a tensor on ``like``'s device (``None`` stays ``None``).
+
+    Numbers are checked in Python (no device sync); a tensor's values only in debug mode."""
     if weights is None:
         return None
-    try:
-        w = torch.as_tensor(weights, dtype=like.dtype, device=like.device)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ArgumentError(f"{name} must be a sequence of numbers, got {weights!r}") from exc
+    if isinstance(weights, Tensor):
+        w = weights.to(dtype=like.dtype, device=like.device)
+    else:
+        w = torch.tensor(_weight_values(name, weights), dtype=like.dtype, device=like.device)
     if w.ndim != 1 or w.numel() != n_classes:
         raise ArgumentError(f"{name} must hold one weight per class ({n_classes}), got shape {tuple(w.shape)}")
-    if not bool((torch.isfinite(w) & (w >= 0)).all()):
+    if isinstance(weights, Tensor) and debug_checks_enabled() and not bool((torch.isfinite(w) & (w >= 0)).all()):
         raise ArgumentError(f"{name} must be finite and >= 0, got {w.tolist()}")
     return w
 
@@ -320,7 +411,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _check_smooth(smooth_nr: float, smooth_dr: float) -> tuple[float, float]:
-    return _check_number("smooth_nr", smooth_nr), _check_number("smooth_dr", smooth_dr)
+    return _nonnegative("smooth_nr", smooth_nr), _nonnegative("smooth_dr", smooth_dr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +481,7 @@ def cross_entropy(
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N, *spatial)`` with a softmax,
             ``(N, C, *spatial)`` with a sigmoid).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
     x, y = _prepare(input, target, activation, min_ndim=2)
     w = _class_weights("class_weights", class_weights, x.shape[1], x)
     m = None
@@ -399,7 +490,7 @@ def cross_entropy(
             shape = tuple(weight_map.shape) if isinstance(weight_map, Tensor) else type(weight_map).__name__
             raise ArgumentError(f"weight_map must be a tensor of shape {(x.shape[0], *x.shape[2:])}, got {shape}")
         m = weight_map.to(device=x.device, dtype=x.dtype)
-        if not bool(torch.isfinite(m).all()) or bool((m < 0).any()):
+        if debug_checks_enabled() and (not bool(torch.isfinite(m).all()) or bool((m < 0).any())):
             raise ArgumentError("weight_map must be finite and >= 0")
     return _cross_entropy(x, y, activation, w, m, reduction)
 
@@ -457,13 +548,13 @@ def dice_loss(
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N, C)``, or ``(C,)`` with
             ``batch=True``; ``C`` without the background if it is excluded).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
     smooth_nr, smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-    _check_bool("include_background", include_background)
+    check_bool("include_background", include_background)
     x, y = _prepare(input, target, activation)
     p, y = _drop_background(_probabilities(x, activation), y, include_background)
-    return _dice(p, y, squared=_check_bool("squared", squared), smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                 batch=_check_bool("batch", batch), reduction=reduction)
+    return _dice(p, y, squared=check_bool("squared", squared), smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                 batch=check_bool("batch", batch), reduction=reduction)
 
 
 _GDL_WEIGHT_TYPES = ("square", "simple", "uniform")
@@ -515,12 +606,12 @@ def generalized_dice_loss(
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N,)``; a 0-d tensor with
             ``batch=True``).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
     smooth_nr, smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-    _check_bool("include_background", include_background)
-    batch = _check_bool("batch", batch)
+    check_bool("include_background", include_background)
+    batch = check_bool("batch", batch)
     if isinstance(weights, str):
-        _check_choice("weights", weights, _GDL_WEIGHT_TYPES)
+        check_choice("weights", weights, _GDL_WEIGHT_TYPES)
     x, y = _prepare(input, target, activation)
     p, y = _drop_background(_probabilities(x, activation), y, include_background)
     axes = _sum_axes(p, batch)
@@ -584,9 +675,9 @@ def weighted_dice_loss(
             value per sequence, then averaged over the batch).
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N,)``; 0-d with ``batch=True``).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
     smooth_nr, smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-    batch = _check_bool("batch", batch)
+    batch = check_bool("batch", batch)
     x, y = _prepare(input, target, activation)
     w = _class_weights("class_weights", class_weights, x.shape[1], x)
     p = _probabilities(x, activation)
@@ -628,13 +719,13 @@ def tversky_loss(
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N, C)``; ``(C,)`` with
             ``batch=True``).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-    alpha, beta = _check_number("alpha", alpha), _check_number("beta", beta)
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
+    alpha, beta = _nonnegative("alpha", alpha), _nonnegative("beta", beta)
     smooth_nr, smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-    _check_bool("include_background", include_background)
+    check_bool("include_background", include_background)
     x, y = _prepare(input, target, activation)
     p, y = _drop_background(_probabilities(x, activation), y, include_background)
-    axes = _sum_axes(p, _check_bool("batch", batch))
+    axes = _sum_axes(p, check_bool("batch", batch))
     tp = (p * y).sum(dim=axes)
     fp = (p * (1.0 - y)).sum(dim=axes)
     fn = ((1.0 - p) * y).sum(dim=axes)
@@ -685,9 +776,9 @@ def focal_loss(
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` (shape ``(N, *spatial)`` with a softmax,
             ``(N, C, *spatial)`` with a sigmoid, ``C`` without the background if excluded).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-    gamma = _check_number("gamma", gamma)
-    _check_bool("include_background", include_background)
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
+    gamma = _nonnegative("gamma", gamma)
+    check_bool("include_background", include_background)
     x, y = _prepare(input, target, activation, min_ndim=2, activations=("softmax", "sigmoid"))
     n_kept = x.shape[1] - (0 if include_background else 1)
     if activation == "softmax":
@@ -710,7 +801,7 @@ def focal_loss(
         if alpha is not None:
             if not isinstance(alpha, numbers.Real):
                 raise ArgumentError(f"alpha must be one number in [0, 1] with activation='sigmoid', got {alpha!r}")
-            alpha = _check_number("alpha", alpha, maximum=1.0)
+            alpha = _nonnegative("alpha", alpha, 1.0)
         x, y = _drop_background(x, y, include_background)
         bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")  # −log p_t
         # (1 − p_t)^γ = exp(γ · log σ(−x·(2y − 1))): the stable form MONAI also uses
@@ -757,16 +848,16 @@ def dice_ce_loss(
         include_background, squared, smooth_nr, smooth_dr, batch: of the Dice term.
         reduction: ``"mean"`` or ``"sum"``.
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum"))
-    lambda_dice, lambda_ce = _check_number("lambda_dice", lambda_dice), _check_number("lambda_ce", lambda_ce)
+    reduction = check_choice("reduction", reduction, ("mean", "sum"))
+    lambda_dice, lambda_ce = _nonnegative("lambda_dice", lambda_dice), _nonnegative("lambda_ce", lambda_ce)
     smooth_nr, smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-    _check_bool("include_background", include_background)
+    check_bool("include_background", include_background)
     x, y = _prepare(input, target, activation, activations=("softmax", "sigmoid"))
     w = _class_weights("class_weights", class_weights, x.shape[1], x)
     ce = _cross_entropy(x, y, activation, w, None, reduction)
     p, yd = _drop_background(_probabilities(x, activation), y, include_background)
-    dice = _dice(p, yd, squared=_check_bool("squared", squared), smooth_nr=smooth_nr, smooth_dr=smooth_dr,
-                 batch=_check_bool("batch", batch), reduction=reduction)
+    dice = _dice(p, yd, squared=check_bool("squared", squared), smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                 batch=check_bool("batch", batch), reduction=reduction)
     return lambda_dice * dice + lambda_ce * ce
 
 
@@ -806,8 +897,8 @@ def frame_weighted_cross_entropy(
         activation: ``"softmax"`` or ``"none"``.
         reduction: over the batch: ``"mean"``, ``"sum"`` or ``"none"`` (shape ``(N,)``).
     """
-    reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-    event_weight = _check_number("event_weight", event_weight)
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
+    event_weight = _nonnegative("event_weight", event_weight)
     x, y = _prepare(input, target, activation, activations=("softmax", "none"))
     n_classes = x.shape[1]
     if isinstance(background_index, bool) or not isinstance(background_index, numbers.Integral) or not (
@@ -881,13 +972,13 @@ def volume_regression_loss(
         return_terms: also return the unweighted parts: a dict with keys ``"loss"``,
             ``"mae_volume"``, ``"mae_pi"``, ``"l1_bottleneck"``, ``"l1_cam"``.
     """
-    pi_true = _check_number("pi_true", pi_true)
-    pi_weight = _check_number("pi_weight", pi_weight)
-    activity_weight = _check_number("activity_weight", activity_weight)
+    pi_true = _nonnegative("pi_true", pi_true)
+    pi_weight = _nonnegative("pi_weight", pi_weight)
+    activity_weight = _nonnegative("activity_weight", activity_weight)
     v_hat = _as_batch_vector("volume_pred", volume_pred)
     n = v_hat.numel()
     v = _as_batch_vector("volume_true", volume_true, n)
-    if bool((v < 0).any()):
+    if debug_checks_enabled() and bool((v < 0).any()):
         raise ArgumentError("volume_true must be >= 0 (volumes in ml)")
     pi_hat = _as_batch_vector("pi_pred", pi_pred, n)
     for name, t in (("bottleneck", bottleneck), ("cam", cam)):
@@ -913,306 +1004,182 @@ def volume_regression_loss(
 # Modules: store the settings, call the functions above
 # --------------------------------------------------------------------------------------------
 class _LossModule(nn.Module):
-    """Common parts of the loss modules: settings checked once and shown by ``repr``.
+    """Common parts of the loss modules: settings checked once, kept as attributes, shown by ``repr``.
 
-    Class weights are kept as a tuple of Python floats and turned into a tensor on the input's
-    device and dtype at every call (exact in float64, and no float64 buffer that some devices,
-    e.g. MPS, cannot hold)."""
+    A module stores its options (checked by the same rules as its function) as attributes and calls
+    ``_function`` with them. Class weights are kept as a tuple of Python floats and turned into a
+    tensor on the input's device and dtype at every call (exact in float64, and no float64 buffer
+    that some devices, e.g. MPS, cannot hold).
 
-    _shown: tuple[str, ...] = ()
+    **The first call of each module runs the value checks** (see :func:`set_debug_checks`): one
+    device sync, once, which catches a data set whose labels do not fit the model at the start of
+    training; later calls check values only in debug mode.
+    """
 
-    @staticmethod
-    def _weights_tuple(name: str, weights: Weights | None) -> tuple[float, ...] | None:
-        if weights is None:
-            return None
-        try:
-            values = tuple(float(v) for v in (weights.tolist() if isinstance(weights, Tensor) else weights))
-        except (TypeError, ValueError) as exc:
-            raise ArgumentError(f"{name} must be a sequence of numbers, got {weights!r}") from exc
-        if not values or not all(math.isfinite(v) and v >= 0 for v in values):
-            raise ArgumentError(f"{name} must be a non-empty sequence of finite numbers >= 0, got {weights!r}")
-        return values
+    _function: staticmethod
+    _activations: tuple[str, ...] = _ACTIVATIONS
+    _reductions: tuple[str, ...] = _REDUCTIONS
+
+    def __init_subclass__(cls, function: Callable[..., object] | None = None, tensors: int = 2,
+                          call_only: tuple[str, ...] = (), **kwargs: object) -> None:
+        """``class DiceLoss(_LossModule, function=dice_loss)``: the constructor takes the
+        function's options (its parameters after the first ``tensors``, less the ``call_only``
+        ones that ``forward`` takes), with the function's defaults: one signature for both."""
+        super().__init_subclass__(**kwargs)
+        if function is None:
+            return
+        cls._function = staticmethod(function)
+        options = [p for p in list(inspect.signature(function).parameters.values())[tensors:]
+                   if p.name not in call_only]
+        self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        signature = inspect.Signature([self_parameter, *options], return_annotation=None)
+
+        def __init__(self: _LossModule, *args: object, **kwargs: object) -> None:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            _LossModule.__init__(self, {k: v for k, v in bound.arguments.items() if k != "self"})
+
+        __init__.__signature__ = signature  # type: ignore[attr-defined]
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        __init__.__doc__ = f"The options of :func:`{function.__name__}`, with its defaults, checked here once."
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+    def __init__(self, options: dict[str, object]) -> None:
+        super().__init__()
+        self._options = tuple(options)
+        for name, value in options.items():
+            setattr(self, name, self._check(name, value, options))
+        self._first_call_checked = False
+        self._setup()
+
+    def _setup(self) -> None:
+        """Called at the end of ``__init__`` (subclasses add their own state)."""
+
+    def _check(self, name: str, value: object, options: dict[str, object]) -> object:
+        """One option by the rule for its name (subclasses add their own names)."""
+        if name == "activation":
+            return check_choice(name, value, self._activations)
+        if name == "reduction":
+            return check_choice(name, value, self._reductions)
+        if name in _FLAGS:
+            return check_bool(name, value)
+        if name == "class_weights":
+            return None if value is None else _weight_values(name, value)
+        return _nonnegative(name, value)
+
+    def _call(self, *tensors: Tensor, **extra: object) -> Tensor:
+        settings = {name: getattr(self, name) for name in self._options}
+        if self._first_call_checked:
+            return type(self)._function(*tensors, **settings, **extra)
+        with _checked_call():
+            result = type(self)._function(*tensors, **settings, **extra)
+        self._first_call_checked = True
+        return result
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return self._call(input, target)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._options)
 
 
-class CrossEntropyLoss(_LossModule):
+class CrossEntropyLoss(_LossModule, function=cross_entropy, call_only=("weight_map",)):
     """Module form of :func:`cross_entropy` (class-weighted and/or weight-map CE).
 
     ``forward(input, target, weight_map=None)``.
     """
 
-    _shown = ("activation", "class_weights", "reduction")
-
-    def __init__(
-        self,
-        *,
-        activation: Activation = "softmax",
-        class_weights: Weights | None = None,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid", "none"))
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-        self.class_weights = self._weights_tuple("class_weights", class_weights)
-
     def forward(self, input: Tensor, target: Tensor, weight_map: Tensor | None = None) -> Tensor:
-        return cross_entropy(input, target, activation=self.activation, class_weights=self.class_weights,
-                             weight_map=weight_map, reduction=self.reduction)
+        return self._call(input, target, weight_map=weight_map)
 
 
-class DiceLoss(_LossModule):
+class DiceLoss(_LossModule, function=dice_loss):
     """Module form of :func:`dice_loss` (soft Dice; V-Net form with ``squared=True``)."""
 
-    _shown = ("activation", "include_background", "squared", "smooth_nr", "smooth_dr", "batch", "reduction")
 
-    def __init__(
-        self,
-        *,
-        activation: Activation = "softmax",
-        include_background: bool = True,
-        squared: bool = False,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid", "none"))
-        self.include_background = _check_bool("include_background", include_background)
-        self.squared = _check_bool("squared", squared)
-        self.smooth_nr, self.smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-        self.batch = _check_bool("batch", batch)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return dice_loss(input, target, activation=self.activation, include_background=self.include_background,
-                         squared=self.squared, smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr,
-                         batch=self.batch, reduction=self.reduction)
-
-
-class GeneralizedDiceLoss(_LossModule):
+class GeneralizedDiceLoss(_LossModule, function=generalized_dice_loss):
     """Module form of :func:`generalized_dice_loss` (Sudre; or fixed weights, e.g.
-    ``GeneralizedDiceLoss(weights=SEGMENTATION_CLASS_WEIGHTS)`` for the thesis's chapter 5)."""
+    ``GeneralizedDiceLoss(weights=SEGMENTATION_CLASS_WEIGHTS)`` for the thesis's chapter 5).
 
-    _shown = ("weight_type", "weights", "activation", "include_background", "smooth_nr", "smooth_dr", "batch",
-              "reduction")
+    ``weights`` is kept as given by name (``"square"``, ``"simple"``, ``"uniform"``) or as a tuple
+    of floats; ``weight_type`` is the name, or ``"fixed"``."""
 
-    def __init__(
-        self,
-        *,
-        weights: Literal["square", "simple", "uniform"] | Weights = "square",
-        activation: Activation = "softmax",
-        include_background: bool = True,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        if isinstance(weights, str):
-            self.weight_type: str = _check_choice("weights", weights, _GDL_WEIGHT_TYPES)
-            self.weights = None
-        else:
-            self.weight_type = "fixed"
-            self.weights = self._weights_tuple("weights", weights)
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid", "none"))
-        self.include_background = _check_bool("include_background", include_background)
-        self.smooth_nr, self.smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-        self.batch = _check_bool("batch", batch)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    def _check(self, name: str, value: object, options: dict[str, object]) -> object:
+        if name == "weights":
+            return check_choice(name, value, _GDL_WEIGHT_TYPES) if isinstance(value, str) else _weight_values(name, value)
+        return super()._check(name, value, options)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        weights = self.weight_type if self.weights is None else self.weights
-        return generalized_dice_loss(input, target, weights=weights, activation=self.activation,
-                                     include_background=self.include_background, smooth_nr=self.smooth_nr,
-                                     smooth_dr=self.smooth_dr, batch=self.batch, reduction=self.reduction)
+    @property
+    def weight_type(self) -> str:
+        return self.weights if isinstance(self.weights, str) else "fixed"
 
 
-class WeightedDiceLoss(_LossModule):
+class WeightedDiceLoss(_LossModule, function=weighted_dice_loss):
     """Module form of :func:`weighted_dice_loss`, the thesis's Eq 7.2 (default weights
     :data:`FRAME_CLASS_WEIGHTS` = 0.45 ES, 0.45 ED, 0.1 background)."""
 
-    _shown = ("class_weights", "activation", "smooth_nr", "smooth_dr", "batch", "reduction")
-
-    def __init__(
-        self,
-        class_weights: Weights = FRAME_CLASS_WEIGHTS,
-        *,
-        activation: Activation = "softmax",
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.class_weights = self._weights_tuple("class_weights", class_weights)
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid", "none"))
-        self.smooth_nr, self.smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-        self.batch = _check_bool("batch", batch)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return weighted_dice_loss(input, target, self.class_weights, activation=self.activation,
-                                  smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, batch=self.batch,
-                                  reduction=self.reduction)
+    def _check(self, name: str, value: object, options: dict[str, object]) -> object:
+        if name == "class_weights":  # required here
+            return _weight_values(name, value)
+        return super()._check(name, value, options)
 
 
-class TverskyLoss(_LossModule):
+class TverskyLoss(_LossModule, function=tversky_loss):
     """Module form of :func:`tversky_loss`."""
 
-    _shown = ("alpha", "beta", "activation", "include_background", "smooth_nr", "smooth_dr", "batch", "reduction")
 
-    def __init__(
-        self,
-        *,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        activation: Activation = "softmax",
-        include_background: bool = True,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.alpha, self.beta = _check_number("alpha", alpha), _check_number("beta", beta)
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid", "none"))
-        self.include_background = _check_bool("include_background", include_background)
-        self.smooth_nr, self.smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-        self.batch = _check_bool("batch", batch)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return tversky_loss(input, target, alpha=self.alpha, beta=self.beta, activation=self.activation,
-                            include_background=self.include_background, smooth_nr=self.smooth_nr,
-                            smooth_dr=self.smooth_dr, batch=self.batch, reduction=self.reduction)
-
-
-class FocalLoss(_LossModule):
+class FocalLoss(_LossModule, function=focal_loss):
     """Module form of :func:`focal_loss`."""
 
-    _shown = ("gamma", "alpha", "activation", "include_background", "reduction")
+    _activations = ("softmax", "sigmoid")
 
-    def __init__(
-        self,
-        *,
-        gamma: float = 2.0,
-        alpha: float | Weights | None = None,
-        activation: Literal["softmax", "sigmoid"] = "softmax",
-        include_background: bool = True,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.gamma = _check_number("gamma", gamma)
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid"))
-        if alpha is None or isinstance(alpha, numbers.Real):
-            if alpha is not None and self.activation == "softmax":
-                raise ArgumentError("alpha must be a sequence of per-class weights with activation='softmax', "
-                                    f"got {alpha!r}")
-            self.alpha = None if alpha is None else _check_number("alpha", alpha, maximum=1.0)
-        else:
-            if self.activation == "sigmoid":
-                raise ArgumentError(f"alpha must be one number in [0, 1] with activation='sigmoid', got {alpha!r}")
-            self.alpha = self._weights_tuple("alpha", alpha)
-        self.include_background = _check_bool("include_background", include_background)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(input, target, gamma=self.gamma, alpha=self.alpha, activation=self.activation,
-                          include_background=self.include_background, reduction=self.reduction)
+    def _check(self, name: str, value: object, options: dict[str, object]) -> object:
+        if name != "alpha":
+            return super()._check(name, value, options)
+        activation = check_choice("activation", options["activation"], self._activations)
+        if value is None:
+            return None
+        if isinstance(value, numbers.Real):
+            if activation == "softmax":
+                raise ArgumentError(f"alpha must be a sequence of per-class weights with activation='softmax', got {value!r}")
+            return _nonnegative("alpha", value, 1.0)
+        if activation == "sigmoid":
+            raise ArgumentError(f"alpha must be one number in [0, 1] with activation='sigmoid', got {value!r}")
+        return _weight_values("alpha", value)
 
 
-class DiceCELoss(_LossModule):
+class DiceCELoss(_LossModule, function=dice_ce_loss):
     """Module form of :func:`dice_ce_loss`; ``DiceCELoss(activation="sigmoid")`` is BCE + Dice."""
 
-    _shown = ("activation", "lambda_dice", "lambda_ce", "class_weights", "include_background", "squared",
-              "smooth_nr", "smooth_dr", "batch", "reduction")
-
-    def __init__(
-        self,
-        *,
-        activation: Literal["softmax", "sigmoid"] = "softmax",
-        lambda_dice: float = 1.0,
-        lambda_ce: float = 1.0,
-        class_weights: Weights | None = None,
-        include_background: bool = True,
-        squared: bool = False,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        reduction: Literal["mean", "sum"] = "mean",
-    ) -> None:
-        super().__init__()
-        self.activation = _check_choice("activation", activation, ("softmax", "sigmoid"))
-        self.lambda_dice = _check_number("lambda_dice", lambda_dice)
-        self.lambda_ce = _check_number("lambda_ce", lambda_ce)
-        self.class_weights = self._weights_tuple("class_weights", class_weights)
-        self.include_background = _check_bool("include_background", include_background)
-        self.squared = _check_bool("squared", squared)
-        self.smooth_nr, self.smooth_dr = _check_smooth(smooth_nr, smooth_dr)
-        self.batch = _check_bool("batch", batch)
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return dice_ce_loss(input, target, activation=self.activation, lambda_dice=self.lambda_dice,
-                            lambda_ce=self.lambda_ce, class_weights=self.class_weights,
-                            include_background=self.include_background, squared=self.squared,
-                            smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, batch=self.batch,
-                            reduction=self.reduction)
+    _activations = ("softmax", "sigmoid")
+    _reductions = ("mean", "sum")
 
 
-class FrameWeightedCrossEntropyLoss(_LossModule):
+class FrameWeightedCrossEntropyLoss(_LossModule, function=frame_weighted_cross_entropy):
     """Module form of :func:`frame_weighted_cross_entropy`, the thesis's Eq 7.1 (weight 100 on
     the ES and ED frames)."""
 
-    _shown = ("event_weight", "background_index", "activation", "reduction")
+    _activations = ("softmax", "none")
 
-    def __init__(
-        self,
-        *,
-        event_weight: float = EVENT_FRAME_WEIGHT,
-        background_index: int = 2,
-        activation: Literal["softmax", "none"] = "softmax",
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__()
-        self.event_weight = _check_number("event_weight", event_weight)
-        if isinstance(background_index, bool) or not isinstance(background_index, numbers.Integral) \
-                or background_index < 0:
-            raise ArgumentError(f"background_index must be an integer >= 0, got {background_index!r}")
-        self.background_index = int(background_index)
-        self.activation = _check_choice("activation", activation, ("softmax", "none"))
-        self.reduction = _check_choice("reduction", reduction, ("mean", "sum", "none"))
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return frame_weighted_cross_entropy(input, target, event_weight=self.event_weight,
-                                            background_index=self.background_index, activation=self.activation,
-                                            reduction=self.reduction)
+    def _check(self, name: str, value: object, options: dict[str, object]) -> object:
+        if name == "background_index":
+            return check_int(name, value, 0)
+        return super()._check(name, value, options)
 
 
-class VolumeRegressionLoss(_LossModule):
+class VolumeRegressionLoss(_LossModule, function=volume_regression_loss, tensors=5, call_only=("return_terms",)):
     """Module form of :func:`volume_regression_loss`, the thesis's Eq 6.1.
 
     ``forward(volume_pred, volume_true, pi_pred, bottleneck, cam)`` returns the scalar loss;
     after each call :attr:`last_terms` holds its detached parts (for logging).
     """
 
-    _shown = ("pi_true", "pi_weight", "activity_weight")
-
-    def __init__(self, *, pi_true: float = math.pi, pi_weight: float = 100.0, activity_weight: float = 1e-3) -> None:
-        super().__init__()
-        self.pi_true = _check_number("pi_true", pi_true)
-        self.pi_weight = _check_number("pi_weight", pi_weight)
-        self.activity_weight = _check_number("activity_weight", activity_weight)
+    def _setup(self) -> None:
         self.last_terms: dict[str, Tensor] = {}
 
     def forward(self, volume_pred: Tensor, volume_true: Tensor, pi_pred: Tensor, bottleneck: Tensor,
                 cam: Tensor) -> Tensor:
-        terms = volume_regression_loss(volume_pred, volume_true, pi_pred, bottleneck, cam, pi_true=self.pi_true,
-                                       pi_weight=self.pi_weight, activity_weight=self.activity_weight,
-                                       return_terms=True)
+        terms = self._call(volume_pred, volume_true, pi_pred, bottleneck, cam, return_terms=True)
         assert isinstance(terms, dict)
         self.last_terms = {k: v.detach() for k, v in terms.items()}
         return terms["loss"]
