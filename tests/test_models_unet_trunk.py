@@ -11,11 +11,15 @@ import torch
 from torch import nn
 
 from cmrlab.errors import ArgumentError
+from cmrlab.nn.blocks import ConvBNAct, check_dropout, check_model_input
+from cmrlab.nn.models.densenet3d import DenseNet3D
 from cmrlab.nn.models.pspunet import PSPUNet
 from cmrlab.nn.models.regression_unet import RegressionUNet
+from cmrlab.nn.models.unet2d import UNet2D
 from cmrlab.nn.models.unet3d import UNet3D
 from cmrlab.nn.models.unet3d_cardiac import CardiacUNet3D
 from cmrlab.nn.models.unet_trunk import UNetTrunk, doubling_widths
+from cmrlab.nn.models.vnet import VNet
 
 
 @pytest.fixture(autouse=True)
@@ -209,3 +213,37 @@ def test_doubling_widths():
 def test_models_name_the_bad_argument(make, name):
     with pytest.raises(ArgumentError, match=name):
         make()
+
+
+# ------------------------------------------------------------------ shared checks of nn.blocks
+
+def test_check_dropout():
+    assert check_dropout(0) == 0.0 and check_dropout(0.5) == 0.5
+    for bad in (1, 1.0, -0.1, float("nan"), True, "0.5", None):
+        with pytest.raises(ArgumentError, match=r"dropout \(a dropout probability\) must be a finite number"):
+            check_dropout(bad)
+    with pytest.raises(ArgumentError, match="p_drop"):
+        check_dropout(2, "p_drop")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: VNet(base_filters=4, dropout=1.0),
+    lambda: UNet2D(base_filters=2, dropout=-0.5),
+    lambda: DenseNet3D(dropout=1),
+])
+def test_models_share_the_dropout_check(make):
+    with pytest.raises(ArgumentError, match="a dropout probability"):
+        make()
+
+
+def test_check_model_input_poolings():
+    x = torch.zeros(1, 1, 3, 24, 24)
+    check_model_input(x, in_channels=1, poolings=3, in_plane_only=True)  # 24 = 3·8
+    with pytest.raises(ArgumentError, match=r"in-plane size \(24, 24\) must be divisible by 2\*\*4 = 16"):
+        check_model_input(x, in_channels=1, poolings=4, in_plane_only=True)
+    with pytest.raises(ArgumentError, match=r"spatial size \(3, 24, 24\) must be divisible by 2\*\*depth = 8"):
+        check_model_input(x, in_channels=1, poolings=3, poolings_name="depth")
+    with pytest.raises(ArgumentError, match="poolings"):
+        check_model_input(x, in_channels=1, poolings=-1)
+    with pytest.raises(ArgumentError, match=r"nd \(the number of spatial axes\) must be one of 2, 3, got 1"):
+        ConvBNAct(1, 1, 1)

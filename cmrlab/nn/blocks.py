@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_choice, check_int, check_number
 from cmrlab.errors import ArgumentError
 
 __all__ = [
-    "ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "check_model_input", "make_activation",
+    "ConvBNAct", "DoubleConv", "PyramidPooling", "UpConv", "check_dropout", "check_model_input",
+    "make_activation",
 ]
 
 #: An activation given by name (see :func:`make_activation`) or by a factory ``channels -> module``.
@@ -49,6 +50,8 @@ def check_model_input(
     divisor: str | None = None,
     in_plane_only: bool = False,
     why: str = "",
+    poolings: int | None = None,
+    poolings_name: str | None = None,
 ) -> None:
     """Check a model's input and raise :class:`ArgumentError` in plain words if it does not fit.
 
@@ -57,7 +60,14 @@ def check_model_input(
     divisible by ``divisible_by`` (written ``divisor`` in the message, e.g. ``"2**depth = 16"``;
     ``why`` says why, e.g. ``"the 3D U-Net pools 4 times"``). One place for the checks every
     model of the zoo makes.
+
+    ``poolings=n`` is the short form for a network that halves its input ``n`` times:
+    ``divisible_by = 2**n``, written ``"2**n = …"`` (or ``"2**depth = …"`` with
+    ``poolings_name="depth"``).
     """
+    if poolings is not None:
+        divisible_by = 2 ** check_int("poolings", poolings, 0)
+        divisor = divisor or f"2**{poolings_name or poolings} = {divisible_by}"
     if not isinstance(x, torch.Tensor):
         raise ArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim not in ndims:
@@ -79,10 +89,13 @@ def check_model_input(
         )
 
 
+def check_dropout(value: object, name: str = "dropout") -> float:
+    """A dropout probability in ``[0, 1)`` as a float (1 would drop everything), else ArgumentError."""
+    return check_number(f"{name} (a dropout probability)", value, 0.0, 1.0, high_open=True)
+
+
 def _check_nd(nd: object) -> int:
-    if isinstance(nd, bool) or nd not in (2, 3):
-        raise ArgumentError(f"nd must be 2 or 3 (number of spatial axes), got {nd!r}")
-    return int(nd)
+    return check_choice("nd (the number of spatial axes)", nd, (2, 3))
 
 
 def _as_tuple(name: str, value: object, nd: int, minimum: int = 1) -> tuple[int, ...]:

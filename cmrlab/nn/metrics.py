@@ -64,6 +64,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from cmrlab.checks import check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics.cardiac import ejection_fraction, myocardial_mass, stack_volume, stroke_volume
 
@@ -395,14 +396,6 @@ def surface_distances(pred: ArrayLike, target: ArrayLike, spacing: Spacing) -> t
     return to_target[sp], to_pred[st]
 
 
-def _check_percentile(percentile: float | None) -> float | None:
-    if percentile is None:
-        return None
-    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 <= percentile <= 100:
-        raise ArgumentError(f"percentile must be a number in [0, 100] or None, got {percentile!r}")
-    return float(percentile)
-
-
 def hausdorff_distance(
     pred: ArrayLike, target: ArrayLike, spacing: Spacing, percentile: float | None = None
 ) -> float:
@@ -419,7 +412,7 @@ def hausdorff_distance(
     ``spacing`` is the voxel size in mm in the array's axis order. Empty masks: inf if exactly
     one is empty, 0.0 if both are (see the module notes).
     """
-    q = _check_percentile(percentile)
+    q = None if percentile is None else check_number("percentile", percentile, 0.0, 100.0)
     d_pt, d_tp = surface_distances(pred, target, spacing)
     if d_pt.size == 0 and d_tp.size == 0:
         return 0.0

@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
 
 __all__ = ["EarlyStopping", "max_norm_", "regularized_parameters", "weight_penalty"]
@@ -46,13 +46,6 @@ def _check_module(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
-
-
-def _check_nonnegative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def regularized_parameters(model: nn.Module, *, include_bias: bool = False) -> list[Tensor]:
@@ -88,8 +81,8 @@ def weight_penalty(model: nn.Module, l1: float = 0.0, l2: float = 0.0, *,
         A scalar tensor on the device and in the dtype of the first weight (``0`` if the model
         has no such layer, on the CPU).
     """
-    l1 = _check_nonnegative("l1", l1)
-    l2 = _check_nonnegative("l2", l2)
+    l1 = check_number("l1", l1, 0.0)
+    l2 = check_number("l2", l2, 0.0)
     params = regularized_parameters(model, include_bias=include_bias)
     if not params:
         return torch.zeros(())
@@ -118,10 +111,10 @@ def max_norm_(model: nn.Module, max_value: float = 3.0, *, eps: float = 1e-7) ->
         The number of output units whose norm exceeded ``max_value`` and was clipped.
     """
     model = _check_module(model)
-    max_value = _check_nonnegative("max_value", max_value)
+    max_value = check_number("max_value", max_value, 0.0)
     if max_value == 0:
         raise ArgumentError("max_value must be > 0, got 0")
-    eps = _check_nonnegative("eps", eps)
+    eps = check_number("eps", eps, 0.0)
     clipped = 0
     for module in model.modules():
         if not isinstance(module, _KERNEL_LAYERS):
@@ -165,7 +158,7 @@ class EarlyStopping:
     def __init__(self, patience: int = 10, *, min_delta: float = 0.0,
                  mode: Literal["min", "max"] = "min") -> None:
         self.patience = check_int("patience", patience, minimum=0)
-        self.min_delta = _check_nonnegative("min_delta", min_delta)
+        self.min_delta = check_number("min_delta", min_delta, 0.0)
         if mode not in ("min", "max"):
             raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
         self.mode = mode

@@ -52,7 +52,6 @@ Build full-size models on the meta device to count or inspect them for free::
 from __future__ import annotations
 
 import copy
-import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -64,7 +63,7 @@ from torch.utils._pytree import tree_leaves
 
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import check_model_input
+from cmrlab.nn.blocks import check_dropout, check_model_input
 
 __all__ = [
     "AlexNet",
@@ -135,12 +134,6 @@ def _check_input(x: object, in_channels: int, name: str) -> None:
         raise ArgumentError(
             f"{name} downsamples by 32: the image must be at least 32×32, got {tuple(x.shape[-2:])}"
         )
-
-
-def _check_dropout(dropout: object) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ArgumentError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-    return float(dropout)
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -232,7 +225,7 @@ class AlexNet(nn.Module):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes, 1)
         self.in_channels = check_int("in_channels", in_channels, 1)
-        p = _check_dropout(dropout)
+        p = check_dropout(dropout)
         self.original = bool(original)
         self.depth = 8
         if self.original:
@@ -305,7 +298,7 @@ class VGG(nn.Module):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes, 1)
         self.in_channels = check_int("in_channels", in_channels, 1)
-        p = _check_dropout(dropout)
+        p = check_dropout(dropout)
         if isinstance(config, str):
             if config not in VGG_CONFIGS:
                 raise ArgumentError(f"config must be one of {', '.join(VGG_CONFIGS)} or a list, got {config!r}")
@@ -465,7 +458,7 @@ class GoogLeNet(nn.Module):
         self.aux_logits = bool(aux_logits)
         self.depth = 22
         bn = variant == "torchvision"
-        p = _check_dropout((0.4 if variant == "paper" else 0.2) if dropout is None else dropout)
+        p = check_dropout((0.4 if variant == "paper" else 0.2) if dropout is None else dropout)
         lrn = [] if bn else [nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)]
         self.stem = nn.Sequential(
             _conv(in_channels, 64, 7, stride=2, padding=3, batch_norm=bn),
@@ -680,7 +673,7 @@ class DenseNet(nn.Module):
         k = check_int("growth_rate", growth_rate, 1)
         c = check_int("num_init_features", num_init_features, 1)
         bn_size = check_int("bn_size", bn_size, 1)
-        p = _check_dropout(dropout)
+        p = check_dropout(dropout)
         block_config = [check_int("block_config entry", n, 1) for n in block_config]
         if not block_config:
             raise ArgumentError("block_config must list at least one dense block")

@@ -21,15 +21,13 @@ output ``(N, num_classes, D, H, W)`` (logits) has the input's size.
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from cmrlab.checks import check_int
-from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import check_model_input
+from cmrlab.checks import check_int, check_number
+from cmrlab.nn.blocks import check_dropout, check_model_input
 
 __all__ = [
     "DenseNet3D",
@@ -55,14 +53,6 @@ THESIS_PARAMETERS = {
     "densenet3d_two_stream_early_fusion": 2_900_000,
     "densenet3d_three_stream_early_fusion": 3_400_000,
 }
-
-
-def _check_options(width: object, dropout: object) -> tuple[float, float]:
-    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not width > 0:
-        raise ArgumentError(f"width must be a positive number, got {width!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ArgumentError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    return float(width), float(dropout)
 
 
 def _scaled(channels: Sequence[int], width: float) -> list[int]:
@@ -127,7 +117,8 @@ class _DenseNet3DBase(nn.Module):
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels, min_inputs)
         self.num_classes = check_int("num_classes", num_classes, 1)
-        self.width, self.dropout = _check_options(width, dropout)
+        self.width = check_number("width", width, 0.0, low_open=True)
+        self.dropout = check_dropout(dropout)
         self.growths = _scaled(GROWTH_RATES, self.width)
         self.head_channels = _scaled(HEAD_CHANNELS, self.width)
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_int_tuple
 from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import ConvBNAct, check_model_input
 
@@ -32,15 +32,6 @@ __all__ = ["FrameDetector"]
 BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
 _KERAS_CONV = {"bn_momentum": BN_MOMENTUM, "bn_eps": BN_EPS, "order": "conv-act-bn"}
-
-
-def _check_int_tuple(name: str, values: object, *, odd: bool = False) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-        raise ArgumentError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-    checked = tuple(check_int(name, v) for v in values)
-    if odd and any(v % 2 == 0 for v in checked):
-        raise ArgumentError(f"{name} must be odd (a centred 'same' convolution), got {values!r}")
-    return checked
 
 
 class FrameDetector(nn.Module):
@@ -120,8 +111,8 @@ class FrameDetector(nn.Module):
                 f"got {self.image_size}"
             )
         self.feature_size = self.image_size // factor
-        self.kernel_sizes = _check_int_tuple("kernel_sizes", kernel_sizes, odd=True)
-        self.dilations = _check_int_tuple("dilations", dilations)
+        self.kernel_sizes = check_int_tuple("kernel_sizes", kernel_sizes, odd=True)
+        self.dilations = check_int_tuple("dilations", dilations)
 
         layers: list[nn.Module] = []
         channels = self.in_channels

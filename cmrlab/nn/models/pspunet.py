@@ -140,10 +140,9 @@ class PSPUNet(UNetTrunk):
         self.softmax = softmax
 
     def _check_input(self, x: torch.Tensor) -> None:
-        step = 2**self.depth
         check_model_input(x, in_channels=self.in_channels, ndims=(4, 5),
                           layout="(N, C, D, H, W) with D the slice axis, or (N, C, H, W)",
-                          divisible_by=step, divisor=f"2**depth = {step}", in_plane_only=True)
+                          poolings=self.depth, poolings_name="depth", in_plane_only=True)
 
     def forward_2d(self, x: torch.Tensor) -> torch.Tensor:
         """The network on 2D images ``(B, C, H, W)`` → logits ``(B, num_classes, H, W)``."""

@@ -308,10 +308,8 @@ class RegressionUNet(UNetTrunk):
         return self.encoder[self.depth]
 
     def _check_input(self, x: torch.Tensor) -> None:
-        factor = 2**self.depth
-        check_model_input(x, in_channels=self.in_channels,
-                          layout="(N, C, D, H, W) with D = slices", divisible_by=factor,
-                          divisor=f"2**depth = {factor}", in_plane_only=True,
+        check_model_input(x, in_channels=self.in_channels, layout="(N, C, D, H, W) with D = slices",
+                          poolings=self.depth, poolings_name="depth", in_plane_only=True,
                           why=f"depth {self.depth}")
 
     def forward(self, x: torch.Tensor, spacing: Spacing | None = None) -> RegressionUNetOutput:

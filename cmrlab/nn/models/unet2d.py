@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -59,6 +58,7 @@ from torch import nn
 
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError
+from cmrlab.nn.blocks import check_dropout
 
 __all__ = ["UNet2D", "mirror_pad", "overlap_tile_predict"]
 
@@ -140,9 +140,7 @@ class UNet2D(nn.Module):
         if padding not in ("valid", "same"):
             raise ArgumentError(f"padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
-        is_number = isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
-        if not is_number or not 0 <= dropout < 1:
-            raise ArgumentError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        dropout = check_dropout(dropout)
 
         pad = 0 if padding == "valid" else 1
         widths = [self.base_filters * 2**level for level in range(self.depth + 1)]

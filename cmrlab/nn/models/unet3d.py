@@ -142,9 +142,7 @@ class UNet3D(UNetTrunk):
         self.base_filters = f
 
     def _check_input(self, x: torch.Tensor) -> None:
-        step = 2**self.depth
-        check_model_input(x, in_channels=self.in_channels, divisible_by=step,
-                          divisor=f"2**{self.depth} = {step}",
+        check_model_input(x, in_channels=self.in_channels, poolings=self.depth,
                           why=f"the 3D U-Net pools {self.depth} times")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ in ``spec/cardiac-thesis.md`` §4.1; Keras → PyTorch notes in §7.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from cmrlab.checks import check_bool, check_int
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
@@ -85,9 +84,8 @@ class CardiacUNet3D(UNetTrunk):
         self.softmax = softmax
 
     def _check_input(self, x: torch.Tensor) -> None:
-        step = 2**self.depth
-        check_model_input(x, in_channels=self.in_channels, divisible_by=step,
-                          divisor=f"2**depth = {step}", in_plane_only=True)
+        check_model_input(x, in_channels=self.in_channels, poolings=self.depth, poolings_name="depth",
+                          in_plane_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

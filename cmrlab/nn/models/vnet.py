@@ -11,14 +11,12 @@ softmax of the paper belongs to the loss (or to inference), not to the model.
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
 from cmrlab.checks import check_int
 from cmrlab.errors import ArgumentError
-from cmrlab.nn.blocks import ConvBNAct, check_model_input
+from cmrlab.nn.blocks import ConvBNAct, check_dropout, check_model_input
 
 __all__ = ["THESIS_PARAMETERS", "THESIS_PARAMETERS_LIGHT", "VNet", "vnet_light"]
 
@@ -180,8 +178,7 @@ class VNet(nn.Module):
                 f"in_channels={self.in_channels} must divide base_filters={self.base_filters}: "
                 "the input stage adds the input, repeated base_filters/in_channels times"
             )
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise ArgumentError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        dropout = check_dropout(dropout)
         self.light = bool(light)
         self.depth = 3 if self.light else 4
         p = float(dropout)
@@ -206,9 +203,7 @@ class VNet(nn.Module):
         )
 
     def _check_input(self, x: torch.Tensor) -> None:
-        step = 2**self.depth
-        check_model_input(x, in_channels=self.in_channels, divisible_by=step,
-                          divisor=f"2**{self.depth} = {step}",
+        check_model_input(x, in_channels=self.in_channels, poolings=self.depth,
                           why=f"the {'light ' if self.light else ''}V-Net halves it {self.depth} times")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
