@@ -34,8 +34,9 @@ from cmrlab.config import select_device  # noqa: E402
 from cmrlab.data.acdc import read_patient  # noqa: E402
 from cmrlab.data.datasets import get_dataset  # noqa: E402
 from cmrlab.data.patches import slice_windows  # noqa: E402
+from cmrlab.data.preprocess import preprocess_volume  # noqa: E402
 from cmrlab.train.experiment import load_experiment  # noqa: E402
-from cmrlab.train.segmentation import _preprocess, predict_volume  # noqa: E402
+from cmrlab.train.segmentation import predict_volume  # noqa: E402
 
 EXPERIMENTS = {"cardiac_unet3d": "cardiac-ch5-unet3d", "pspunet": "cardiac-ch5-pspunet"}
 
@@ -73,7 +74,11 @@ def main() -> None:
             volumes = [np.ascontiguousarray(cine[..., t]) for t in range(frames)]
             stacks = []
             for v in volumes:
-                windows, _ = slice_windows(_preprocess(pre, v, patient.spacing).image, pre["window"], pre["stride"])
+                # the same preprocessing predict_volume applies (see cmrlab.train.segmentation)
+                image = preprocess_volume(v, patient.spacing, target_spacing=tuple(pre["spacing"]),
+                                          size=tuple(pre["size"]),
+                                          normalise=pre["normalisation"] == "minmax").image
+                windows, _ = slice_windows(image, pre["window"], pre["stride"])
                 stacks.append(torch.from_numpy(windows)[:, None].to(device))
 
             def pipeline(model=model, volumes=volumes, pre=pre) -> None:

@@ -17,11 +17,8 @@ to the run folder before the configuration has been checked.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 from cmrlab.checks import check_int

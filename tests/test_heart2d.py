@@ -55,7 +55,7 @@ def test_label_areas_match_the_true_areas(clean):
 
 def test_bright_blood_contrast(clean):
     t = {n: tissues.get_tissue(n, 1.5) for n in ("blood", "myocardium")}
-    expected = {n: signals.bssfp_signal(v.PD, v.T1, v.T2, 3.0, 60.0) for n, v in t.items()}
+    expected = {n: signals.bssfp_signal(v.PD, v.T1, v.T2, TR=3.0, flip=60.0) for n, v in t.items()}
     assert clean.signal["blood"] == pytest.approx(expected["blood"])
     ed_img, ed_lab = clean.images[..., 0], clean.labels[..., 0]
     # the pool's mean is the blood signal, within the blur of its edge (partial volume)
@@ -104,7 +104,7 @@ def test_field_strength_and_sizes():
     assert h.images.shape == (64, 64, 8) and h.spacing == (5.0, 5.0)
     assert h.signal["myocardium"] == pytest.approx(
         signals.bssfp_signal(*(getattr(tissues.get_tissue("myocardium", 3.0), k) for k in ("PD", "T1", "T2")),
-                             3.0, 60.0))
+                             TR=3.0, flip=60.0))
 
 
 def test_rv_crescent_geometry_helpers():

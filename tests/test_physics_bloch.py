@@ -106,8 +106,8 @@ def test_spin_echo_refocuses_t2star_not_t2():
 @pytest.mark.parametrize("T1, T2, TR, flip, df", [(1200.0, 250.0, 3.0, 60.0, 0.0), (1000.0, 50.0, 3.5, 45.0, 0.0),
                                                   (1000.0, 60.0, 3.0, 30.0, 60.0)])
 def test_bssfp_steady_state_matches_closed_form(T1, T2, TR, flip, df):
-    sim = bssfp_steady_state(T1, T2, TR, flip, df=df)
-    closed = signals.bssfp_signal(1.0, T1, T2, TR, flip, df=df)
+    sim = bssfp_steady_state(T1, T2, TR=TR, flip=flip, df=df)
+    closed = signals.bssfp_signal(1.0, T1, T2, TR=TR, flip=flip, df=df)
     assert abs(sim[-1] / closed - 1) < 0.01
     assert abs(sim[-1] / closed - 1) < 1e-3  # in fact much closer than the 1 % asked for
     assert abs(sim[0] - math.sin(math.radians(flip)) * math.exp(-TR / 2 / T2)) < 1e-12  # first echo
@@ -116,9 +116,9 @@ def test_bssfp_steady_state_matches_closed_form(T1, T2, TR, flip, df):
 def test_bssfp_vectorised_over_tissues():
     T1 = torch.tensor([1580.0, 1070.0], dtype=torch.float64)
     T2 = torch.tensor([290.0, 55.8], dtype=torch.float64)
-    sim = bssfp_steady_state(T1, T2, 3.0, 60.0)
+    sim = bssfp_steady_state(T1, T2, TR=3.0, flip=60.0)
     assert isinstance(sim, torch.Tensor) and sim.shape[1:] == (2,)
-    closed = signals.bssfp_signal(1.0, T1, T2, 3.0, 60.0)
+    closed = signals.bssfp_signal(1.0, T1, T2, TR=3.0, flip=60.0)
     assert torch.allclose(sim[-1], closed, rtol=1e-3)
 
 
@@ -187,9 +187,9 @@ def test_gradients_flow_to_t1_t2_and_flip():
     T1 = torch.tensor(1200.0, dtype=torch.float64, requires_grad=True)
     T2 = torch.tensor(100.0, dtype=torch.float64, requires_grad=True)
     fa = torch.tensor(50.0, dtype=torch.float64, requires_grad=True)
-    sim = bssfp_steady_state(T1, T2, 3.0, fa, n_TR=3000)[-1]
+    sim = bssfp_steady_state(T1, T2, TR=3.0, flip=fa, n_TR=3000)[-1]
     grads_sim = torch.autograd.grad(sim, (T1, T2, fa))
-    closed = signals.bssfp_signal(1.0, T1, T2, 3.0, fa)
+    closed = signals.bssfp_signal(1.0, T1, T2, TR=3.0, flip=fa)
     grads_closed = torch.autograd.grad(closed, (T1, T2, fa))
     for gs, gc in zip(grads_sim, grads_closed):
         assert gs.item() == pytest.approx(gc.item(), rel=0.01)
@@ -212,9 +212,9 @@ def test_array_rule_and_float32():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_runs_on_cuda():
     T1 = torch.tensor([900.0, 1200.0], device="cuda")
-    sim = bssfp_steady_state(T1, 100.0, 3.0, 60.0)
+    sim = bssfp_steady_state(T1, 100.0, TR=3.0, flip=60.0)
     assert sim.device.type == "cuda"
-    closed = signals.bssfp_signal(1.0, T1, 100.0, 3.0, 60.0)
+    closed = signals.bssfp_signal(1.0, T1, 100.0, TR=3.0, flip=60.0)
     assert torch.allclose(sim[-1], closed, rtol=2e-3)
 
 
@@ -234,7 +234,7 @@ def test_runs_on_cuda():
         (lambda: gradient_echo(900.0, 50.0, 10.0, 20.0, 15.0), "TE"),
         (lambda: gradient_echo(900.0, 50.0, 10.0, 4.0, 15.0, spoiling="magic"), "spoiling"),
         (lambda: inversion_recovery(900.0, 50.0, 700.0, 500.0, 20.0), "TR"),
-        (lambda: bssfp_steady_state(900.0, 50.0, 0.0, 60.0), "TR"),
+        (lambda: bssfp_steady_state(900.0, 50.0, TR=0.0, flip=60.0), "TR"),
         (lambda: sinc_pulse(duration=0.0), "duration"),
         (lambda: slice_thickness(2000.0, 0.0), "gradient"),
         (lambda: t2star_offsets(100.0, 20.0, distribution="gauss"), "distribution"),

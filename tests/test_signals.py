@@ -154,25 +154,25 @@ def test_bssfp_on_resonance_matches_standard_formula():
     pd, t1, t2, tr, fa = 0.9, 1200.0, 250.0, 3.2, 60.0
     e1, e2, a = math.exp(-tr / t1), math.exp(-tr / t2), math.radians(fa)
     standard = pd * math.sin(a) * (1 - e1) * math.sqrt(e2) / (1 - (e1 - e2) * math.cos(a) - e1 * e2)
-    assert bssfp_signal(pd, t1, t2, tr, fa) == pytest.approx(standard, rel=1e-12)
+    assert bssfp_signal(pd, t1, t2, TR=tr, flip=fa) == pytest.approx(standard, rel=1e-12)
     # TR << T1, T2 limit: sin a / (1 + cos a + (1 - cos a) T1/T2)
     lim = math.sin(a) / (1 + math.cos(a) + (1 - math.cos(a)) * t1 / t2)
-    assert bssfp_signal(1.0, t1, t2, 0.01, fa, TE=0.0) == pytest.approx(lim, rel=1e-3)
+    assert bssfp_signal(1.0, t1, t2, TR=0.01, flip=fa, TE=0.0) == pytest.approx(lim, rel=1e-3)
 
 
 def test_bssfp_banding():
     tr = 4.0
-    on = bssfp_signal(1, 1000.0, 100.0, tr, 50.0)
-    band = bssfp_signal(1, 1000.0, 100.0, tr, 50.0, df=1000 / (2 * tr))  # df = 1/(2 TR)
-    period = bssfp_signal(1, 1000.0, 100.0, tr, 50.0, df=1000 / tr)  # one full cycle per TR
+    on = bssfp_signal(1, 1000.0, 100.0, TR=tr, flip=50.0)
+    band = bssfp_signal(1, 1000.0, 100.0, TR=tr, flip=50.0, df=1000 / (2 * tr))  # df = 1/(2 TR)
+    period = bssfp_signal(1, 1000.0, 100.0, TR=tr, flip=50.0, df=1000 / tr)  # one full cycle per TR
     assert band < 0.1 * on
     assert period == pytest.approx(on, rel=1e-9)
 
 
 def test_blood_brighter_than_myocardium_on_bssfp():
     blood, myo = get_tissue("blood", 1.5), get_tissue("myocardium", 1.5)
-    s_b = bssfp_signal(blood.PD, blood.T1, blood.T2, 3.0, 60.0)
-    s_m = bssfp_signal(myo.PD, myo.T1, myo.T2, 3.0, 60.0)
+    s_b = bssfp_signal(blood.PD, blood.T1, blood.T2, TR=3.0, flip=60.0)
+    s_m = bssfp_signal(myo.PD, myo.T1, myo.T2, TR=3.0, flip=60.0)
     assert s_b > 2 * s_m
 
 
@@ -206,7 +206,7 @@ def test_gradients_match_analytic_derivatives():
         (lambda: spin_echo_signal(1, 900.0, 90.0, 500.0, 600.0), "TE"),
         (lambda: spoiled_gre_signal(1, 900.0, 30.0, 10.0, 4.0, float("nan")), "flip"),
         (lambda: spoiled_gre_signal(1, 900.0, 30.0, 0.0, 0.0, 10.0), "TR"),
-        (lambda: bssfp_signal(1, 900.0, np.array([50.0, np.nan]), 3.0, 60.0), "T2"),
+        (lambda: bssfp_signal(1, 900.0, np.array([50.0, np.nan]), TR=3.0, flip=60.0), "T2"),
         (lambda: inversion_recovery_signal(1, 900.0, 90.0, 700.0, 500.0, 20.0), "TR"),
         (lambda: ir_null_time(0.0), "T1"),
         (lambda: spin_echo_signal(-1.0, 900.0, 90.0, 500.0, 20.0), "PD"),

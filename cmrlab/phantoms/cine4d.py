@@ -722,7 +722,7 @@ def _setup(p: dict[str, Any]) -> dict[str, Any]:
     for _, tname in _REGIONS:
         if tname is not None and tname not in sig:
             t = tissues.get_tissue(tname, p["field_strength"])
-            sig[tname] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, p["TR"], p["flip"]))
+            sig[tname] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, TR=p["TR"], flip=p["flip"]))
     return {"fr": fr, "pw": pw, "centres": centres, "starts": starts, "signal": sig, "near": near}
 
 

@@ -349,7 +349,7 @@ def beating_heart_slice(
     for _, tissue_name, _ in _REGIONS:
         if tissue_name is not None and tissue_name not in signal:
             t = tissues.get_tissue(tissue_name, field_strength)
-            signal[tissue_name] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, TR, flip))
+            signal[tissue_name] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, TR=TR, flip=flip))
     region_signal = torch.tensor([0.0 if tn is None else signal[tn] for _, tn, _ in _REGIONS],
                                  dtype=torch.float32, device=dev)
     region_label = torch.tensor([lab for _, _, lab in _REGIONS], dtype=torch.uint8, device=dev)

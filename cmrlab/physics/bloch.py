@@ -37,17 +37,10 @@ from typing import Any
 
 import torch
 
+from cmrlab.checks import check_choice, check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import (
-    GAMMA,
-    GAMMA_BAR,
-    ArrayLike,
-    as_output,
-    as_tensors,
-    check_finite,
-    check_nonnegative,
-    check_positive,
-)
+from cmrlab.physics.constants import GAMMA, GAMMA_BAR, ArrayLike, as_output, as_tensors
+from cmrlab.physics.constants import check_finite, check_nonnegative, check_positive
 
 __all__ = [
     "RFPulse",
@@ -139,12 +132,6 @@ def _split(M: torch.Tensor) -> Components:
 
 def _join(m: Components) -> torch.Tensor:
     return torch.stack(torch.broadcast_tensors(*m), dim=-1)
-
-
-def _n_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +300,7 @@ def t2star_offsets(
 
     Output shape: ``broadcast(T2, T2star).shape + (n,)``.
     """
-    n = _n_int(n, "n")
+    n = check_int("n", n)
     (t2, t2s), numpy_out = as_tensors(T2, T2star, names=("T2", "T2star"))
     check_positive(t2, "T2", allow_inf=True)
     check_positive(t2s, "T2star")
@@ -447,8 +434,8 @@ def simulate(
     * ``net=True``: record only the mean over all isochromats, shape (n_t, 3). Use it for large
       simulations (10⁶ isochromats × 100 steps keeps 100 × 3 numbers instead of 3·10⁸).
     """
-    n_steps = _n_int(n_steps, "n_steps")
-    n_isochromats = _n_int(n_isochromats, "n_isochromats")
+    n_steps = check_int("n_steps", n_steps)
+    n_isochromats = check_int("n_isochromats", n_isochromats)
     (t1, t2, dur, fa, ph, df_, m0, t2s, minit), numpy_out = as_tensors(
         T1, T2, duration, flip, phase, df, M0, T2star, M_init,
         names=("T1", "T2", "duration", "flip", "phase", "df", "M0", "T2star", "M_init"),
@@ -506,9 +493,8 @@ def spin_echo(
     forms along +y) reverses every isochromat's phase, and at TE they are back in phase: the echo
     amplitude is M0·e^{−TE/T2}. The T2 loss is not recovered: it is not a phase.
     """
-    n_steps = _n_int(n_steps, "n_steps", minimum=4)
-    if not math.isfinite(refocus_phase):
-        raise ArgumentError(f"refocus_phase must be a finite number, got {refocus_phase!r}")
+    n_steps = check_int("n_steps", n_steps, 4)
+    refocus_phase = check_number("refocus_phase", refocus_phase)
     (te,), _ = as_tensors(TE, names=("TE",))
     check_positive(te, "TE")
     te = float(te)
@@ -585,9 +571,8 @@ def gradient_echo(
     ``T2star`` adds a Lorentzian off-resonance spread (the echo decays as e^{−TE/T2*}).
     ``n_TR=None`` runs until the longitudinal transient (factor E1·cos α per TR) is below 10⁻⁶.
     """
-    if spoiling not in ("ideal", "rf"):
-        raise ArgumentError(f"spoiling must be 'ideal' or 'rf', got {spoiling!r}")
-    n_isochromats = _n_int(n_isochromats, "n_isochromats", minimum=2)
+    spoiling = check_choice("spoiling", spoiling, ("ideal", "rf"))
+    n_isochromats = check_int("n_isochromats", n_isochromats, 2)
     (t1, t2, fa, df_, m0, t2s, tr, te), numpy_out = as_tensors(
         T1, T2, flip, df, M0, T2star, TR, TE,
         names=("T1", "T2", "flip", "df", "M0", "T2star", "TR", "TE"), device=device, dtype=dtype,
@@ -615,7 +600,7 @@ def gradient_echo(
     if n_TR is None:
         rate = -torch.log((torch.exp(-tr / t1) * torch.cos(torch.deg2rad(fa))).abs().clamp_min(1e-300))
         n_TR = _n_tr_for(rate, 1e-6, 2, 20000) + (300 if spoiling == "rf" else 0)
-    n_TR = _n_int(n_TR, "n_TR")
+    n_TR = check_int("n_TR", n_TR)
     alpha = torch.deg2rad(p["flip"])
     c_te = _coef(te, p["T1"], p["T2"], f, p["M0"])
     c_rest = _coef(tr - te, p["T1"], p["T2"], f, p["M0"])
@@ -662,7 +647,7 @@ def inversion_recovery(
     :func:`cmrlab.physics.signals.inversion_recovery_signal`; the first, from full
     magnetisation, follows the TR = ∞ form.
     """
-    n_TR = _n_int(n_TR, "n_TR")
+    n_TR = check_int("n_TR", n_TR)
     (t1, t2, ti, tr, te, m0), numpy_out = as_tensors(
         T1, T2, TI, TR, TE, M0, names=("T1", "T2", "TI", "TR", "TE", "M0"), device=device, dtype=dtype
     )
@@ -697,10 +682,11 @@ def inversion_recovery(
 def bssfp_steady_state(
     T1: ArrayLike,
     T2: ArrayLike,
+    *,
     TR: float,
+    TE: float | None = None,
     flip: ArrayLike,
     df: ArrayLike = 0.0,
-    TE: float | None = None,
     M0: ArrayLike = 1.0,
     n_TR: int | None = None,
     device: str | torch.device | None = None,
@@ -710,7 +696,8 @@ def bssfp_steady_state(
     spoiling, echo magnitude |Mxy| at ``TE`` (default TR/2) of each TR.
 
     Returns shape ``(n_TR, ...)``: the approach to steady state (with its oscillations), ``[-1]``
-    the steady state, to compare with :func:`cmrlab.physics.signals.bssfp_signal`. Each TR is the
+    the steady state, to compare with :func:`cmrlab.physics.signals.bssfp_signal`, which takes the
+    sequence parameters by the same names (``TR``, ``TE``, ``flip``, ``df``). Each TR is the
     exact affine map M ← A·R·M + B built from :func:`rf_rotation_matrix` and
     :func:`precession_matrices`. ``n_TR=None`` picks enough TRs for the on-resonance transient,
     which shrinks per TR by about exp(−TR·(cos²(α/2)/T1 + sin²(α/2)/T2)), to fall below 10⁻⁵.
@@ -734,7 +721,7 @@ def bssfp_steady_state(
         half = torch.deg2rad(fa) / 2
         rate = tr * (torch.cos(half) ** 2 / t1 + torch.sin(half) ** 2 / t2)
         n_TR = _n_tr_for(rate, 1e-5, 50, 50000)
-    n_TR = _n_int(n_TR, "n_TR")
+    n_TR = check_int("n_TR", n_TR)
     shape = torch.broadcast_shapes(t1.shape, t2.shape, fa.shape, df_.shape, m0.shape)
     t1, t2, fa, df_, m0 = (torch.broadcast_to(v, shape) for v in (t1, t2, fa, df_, m0))
     zero = torch.zeros_like(t1)
@@ -816,12 +803,10 @@ def sinc_pulse(
     bandwidth/(γ̄·G) (:func:`slice_thickness`). Scaled so that Σ γ·B1·dt = flip.
     Samples are returned as NumPy unless ``device`` or ``dtype`` asks for torch.
     """
-    n_samples = _n_int(n_samples, "n_samples", minimum=2)
-    for value, name in ((duration, "duration"), (time_bandwidth, "time_bandwidth")):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ArgumentError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(flip) or not math.isfinite(phase):
-        raise ArgumentError("flip and phase must be finite numbers")
+    n_samples = check_int("n_samples", n_samples, 2)
+    duration = check_number("duration", duration, 0.0, low_open=True)
+    time_bandwidth = check_number("time_bandwidth", time_bandwidth, 0.0, low_open=True)
+    flip, phase = check_number("flip", flip), check_number("phase", phase)
     numpy_out = device is None and dtype is None
     dt_ms = duration / n_samples
     t = (torch.arange(n_samples, dtype=dtype or torch.float64, device=device) + 0.5) * dt_ms - duration / 2

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from cmrlab.checks import check_choice, check_int, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import bloch
 from cmrlab.viz.explorer import Explorer, Slider
@@ -42,26 +43,9 @@ RANGES: dict[str, tuple[float, float, float]] = {
 MIN_TR = 50
 
 
-def _number(value: Any, name: str, *, positive: bool = False) -> float:
-    """``value`` as a finite float (> 0 if ``positive``), else an :class:`ArgumentError` naming it."""
-    if isinstance(value, bool):
-        raise ArgumentError(f"{name} must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ArgumentError(f"{name} must be finite, got {value!r}")
-    if positive and x <= 0:
-        raise ArgumentError(f"{name} must be positive, got {value!r}")
-    return x
-
-
 def _relaxation_time(value: Any, name: str) -> float:
-    """A relaxation time in ms: a positive number, or ``math.inf`` (no relaxation)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == math.inf:
-        return math.inf
-    return _number(value, name, positive=True)
+    """A relaxation time in ms: a number > 0, or ``math.inf`` (no relaxation)."""
+    return check_number(name, value, 0.0, low_open=True, finite=False)
 
 
 def pulse_train(
@@ -87,14 +71,13 @@ def pulse_train(
     TRs giving more than ``max_samples``/4 pulses are refused. Each segment between pulses is one call
     of :func:`cmrlab.physics.bloch.simulate` started from the state the previous one ended in.
     """
-    duration = _number(duration, "duration", positive=True)
-    TR = duration if TR is None else _number(TR, "TR", positive=True)
+    duration = check_number("duration", duration, 0.0, low_open=True)
+    TR = duration if TR is None else check_number("TR", TR, 0.0, low_open=True)
     T1, T2 = _relaxation_time(T1, "T1"), _relaxation_time(T2, "T2")
-    flip, df, M0 = _number(flip, "flip"), _number(df, "df"), _number(M0, "M0")
-    for value, name in ((samples_per_cycle, "samples_per_cycle"), (n_samples, "n_samples"),
-                        (max_samples, "max_samples")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+    flip, df, M0 = check_number("flip", flip), check_number("df", df), check_number("M0", M0)
+    samples_per_cycle = check_int("samples_per_cycle", samples_per_cycle)
+    n_samples = check_int("n_samples", n_samples)
+    max_samples = check_int("max_samples", max_samples)
     n_pulses = math.ceil(duration / TR - 1e-9)
     if n_pulses > max_samples // 4:
         raise ArgumentError(f"TR={TR:g} ms gives {n_pulses} pulses in {duration:g} ms; use a longer TR")
@@ -207,28 +190,21 @@ def bloch_explorer(
     ``animate`` control (``"flip"``, ``"T1"``, ``"T2"``, ``"df"`` or ``"TR"``) is swept over
     ``frames`` values.
     """
-    duration = _number(duration, "duration", positive=True)
-    if duration < MIN_TR:
-        raise ArgumentError(f"duration must be at least {MIN_TR} ms, got {duration:g}")
-    TR = duration if TR is None else _number(TR, "TR", positive=True)
-    if not MIN_TR <= TR <= duration:
-        raise ArgumentError(f"TR must lie between {MIN_TR} and duration={duration:g} ms, got {TR:g}")
+    duration = check_number("duration (ms)", duration, MIN_TR)
+    TR = duration if TR is None else check_number("TR (ms, at most duration)", TR, MIN_TR, duration)
     start = {"flip": flip, "T1": T1, "T2": T2, "df": df}
     controls: dict[str, Slider] = {}
     labels = {"flip": "flip angle (°)", "T1": "T1 (ms)", "T2": "T2 (ms)", "df": "off-resonance Δf (Hz)"}
     for name, value in start.items():
         low, high, step = RANGES[name]
-        value = _number(value, name)
+        value = check_number(name, value, low, high)
         value = int(value) if value.is_integer() else value  # integer sliders where possible
-        if not low <= value <= high:
-            raise ArgumentError(f"{name} must lie between {low} and {high}, got {value:g}")
         controls[name] = Slider(low, high, value, step=step, label=labels[name])
     if duration.is_integer() and TR.is_integer():
         controls["TR"] = Slider(MIN_TR, int(duration), int(TR), step=10, label="TR (ms)")
     else:
         controls["TR"] = Slider(float(MIN_TR), duration, TR, step=10.0, label="TR (ms)")
-    if animate not in controls:
-        raise ArgumentError(f"animate must be one of {list(controls)}, got {animate!r}")
+    animate = check_choice("animate", animate, list(controls))
 
     def draw(fig: Any, **params: Any) -> None:
         draw_bloch(fig, duration=duration, **params)

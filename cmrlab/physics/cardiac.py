@@ -39,15 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import (
-    ArrayLike,
-    as_output,
-    as_tensors,
-    check_finite,
-    check_nonnegative,
-    check_positive,
-)
+from cmrlab.physics.constants import ArrayLike, as_output, as_tensors
+from cmrlab.physics.constants import check_finite, check_nonnegative, check_positive
 
 __all__ = [
     "MYOCARDIAL_DENSITY",
@@ -110,9 +105,7 @@ class NormalRange:
 
     def classify(self, value: float, sex: str) -> str:
         """``"below"``, ``"within"`` or ``"above"`` the normal range for ``sex`` (bounds included)."""
-        value = float(value)
-        if not math.isfinite(value):
-            raise ArgumentError(f"value must be a finite number, got {value!r}")
+        value = check_number("value", value)
         low, high = self.bounds(sex)
         if value < low:
             return "below"
@@ -320,9 +313,9 @@ def lv_volume(
     check_nonnegative(v_es, "esv")
     if (v_es > v_ed).any():
         raise ArgumentError("esv must not exceed edv; were the two swapped?")
-    es_phase = _fraction(es_phase, "es_phase", open_ends=True)
-    rapid = _fraction(rapid_filling, "rapid_filling")
-    atrial = _fraction(atrial_kick, "atrial_kick")
+    es_phase = check_number("es_phase", es_phase, 0.0, 1.0, low_open=True, high_open=True)
+    rapid = check_number("rapid_filling", rapid_filling, 0.0, 1.0)
+    atrial = check_number("atrial_kick", atrial_kick, 0.0, 1.0)
     if rapid + atrial > 1.0 + 1e-12:
         raise ArgumentError(f"rapid_filling + atrial_kick must not exceed 1, got {rapid + atrial:g}")
     sv = v_ed - v_es
@@ -334,18 +327,6 @@ def lv_volume(
                 + atrial * _smoothstep((w - _DIASTASIS_END) / (1.0 - _DIASTASIS_END)))
     volume = torch.where(phi <= es_phase, v_ed - sv * ejected, v_es + sv * refilled)
     return as_output(volume, numpy_out)
-
-
-def _fraction(value: Any, name: str, open_ends: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    ok = (0.0 < v < 1.0) if open_ends else (0.0 <= v <= 1.0)
-    if not (math.isfinite(v) and ok):
-        interval = "strictly between 0 and 1" if open_ends else "between 0 and 1"
-        raise ArgumentError(f"{name} must be {interval}, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -384,12 +365,11 @@ def lv_volume_curve(
     ``edv`` and ``esv`` are numbers (ml, or an area in mm² for a single slice), ``edv`` ≥ ``esv``
     ≥ 0. Returns a :class:`VolumeCurve` of NumPy arrays.
     """
-    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 2:
-        raise ArgumentError(f"n_frames must be an integer >= 2, got {n_frames!r}")
+    n_frames = check_int("n_frames", n_frames, 2)
     for name, value in (("edv", edv), ("esv", esv)):
         if isinstance(value, torch.Tensor) or np.ndim(value) != 0:
             raise ArgumentError(f"{name} must be a single number, got an array")
-    es_fraction = _fraction(es_fraction, "es_fraction", open_ends=True)
+    es_fraction = check_number("es_fraction", es_fraction, 0.0, 1.0, low_open=True, high_open=True)
     n = int(n_frames)
     es_frame = int(round(es_fraction * n))
     if not 1 <= es_frame <= n - 1:
@@ -440,14 +420,11 @@ def segmented_cine_timing(
     heartbeats; at 60 beats/min a 90 % window holds 25 phases. ``TR`` in ms and ``heart_rate``
     in beats/min.
     """
-    TR = _positive_number(TR, "TR")
-    heart_rate = _positive_number(heart_rate, "heart_rate")
-    for name, value in (("views_per_segment", views_per_segment), ("n_phase_encodes", n_phase_encodes)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-    window = float(acquisition_window)
-    if not (math.isfinite(window) and 0.0 < window <= 1.0):
-        raise ArgumentError(f"acquisition_window must be in (0, 1], got {acquisition_window!r}")
+    TR = check_number("TR", TR, 0.0, low_open=True)
+    heart_rate = check_number("heart_rate", heart_rate, 0.0, low_open=True)
+    views_per_segment = check_int("views_per_segment", views_per_segment)
+    n_phase_encodes = check_int("n_phase_encodes", n_phase_encodes)
+    window = check_number("acquisition_window", acquisition_window, 0.0, 1.0, low_open=True)
     dt = int(views_per_segment) * TR
     rr = 60000.0 / heart_rate
     # the small tolerance keeps e.g. 0.9 · 1000 / 36 = 25 from rounding down to 24
@@ -460,11 +437,3 @@ def segmented_cine_timing(
                       breath_hold=beats * rr / 1000.0)
 
 
-def _positive_number(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ArgumentError(f"{name} must be a positive finite number, got {value!r}")
-    return v

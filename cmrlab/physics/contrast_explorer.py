@@ -21,14 +21,14 @@ Units as everywhere in :mod:`cmrlab.physics`: ms, degrees, tesla.
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cmrlab.checks import check_choice, check_int, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import signals
 from cmrlab.physics.tissues import Tissue, get_tissue
@@ -116,15 +116,13 @@ def mni_tissue_fractions(z_mm: float = 18.0, voxel_mm: int = 2) -> dict[str, np.
     (radiological convention), for ``imshow`` with its default ``origin="upper"``. Outside the
     head all fractions are 0; inside they add up to 1.
     """
-    if isinstance(z_mm, bool) or not isinstance(z_mm, (int, float, np.integer, np.floating)) or not math.isfinite(z_mm):
-        raise ArgumentError(f"z_mm must be a finite number of mm, got {z_mm!r}")
-    index = int(round(float(z_mm) - _MNI_Z_ORIGIN))
+    z_mm = check_number("z_mm", z_mm)
+    index = int(round(z_mm - _MNI_Z_ORIGIN))
     if not 0 <= index < _MNI_N_Z:
         raise ArgumentError(
             f"z_mm must lie in the template, {_MNI_Z_ORIGIN:g} … {_MNI_Z_ORIGIN + _MNI_N_Z - 1:g} mm, got {z_mm!r}"
         )
-    if isinstance(voxel_mm, bool) or not isinstance(voxel_mm, (int, np.integer)) or not 1 <= voxel_mm <= 16:
-        raise ArgumentError(f"voxel_mm must be a whole number of mm from 1 to 16, got {voxel_mm!r}")
+    voxel_mm = check_int("voxel_mm (whole mm)", voxel_mm, 1, 16)
     gm, wm, mask = _mni_axial(index)
     csf = np.clip(mask - gm - wm, 0.0, 1.0)
     # the probability maps sum to slightly more than 1 in a few voxels: rescale those to 1
@@ -169,18 +167,12 @@ def _check_fractions(fractions: Mapping[str, np.ndarray]) -> None:
 # --------------------------------------------------------------------------------------------
 # Signals
 # --------------------------------------------------------------------------------------------
-def _check_sequence(sequence: Any) -> str:
-    if sequence not in SEQUENCES:
-        raise ArgumentError(f"sequence must be one of {SEQUENCES}, got {sequence!r}")
-    return sequence
-
-
 def timing_problem(sequence: str, TR: float, TE: float, TI: float = 0.0) -> str | None:
     """Why the timings cannot be played out, or ``None`` when they can.
 
     A spin echo or gradient echo needs TE ≤ TR; an inversion recovery needs TI + TE ≤ TR.
     """
-    _check_sequence(sequence)
+    check_choice("sequence", sequence, SEQUENCES)
     if sequence == "IR" and TI + TE > TR:
         return f"TI + TE = {TI + TE:g} ms exceeds TR = {TR:g} ms"
     if TE > TR:
@@ -203,7 +195,7 @@ def tissue_signal(
     """
     if not isinstance(tissue, Tissue):
         raise ArgumentError(f"tissue must be a Tissue (see get_tissue), got {type(tissue).__name__}")
-    _check_sequence(sequence)
+    check_choice("sequence", sequence, SEQUENCES)
     if sequence == "SE":
         s = signals.spin_echo_signal(tissue.PD, tissue.T1, tissue.T2, TR, TE)
     elif sequence == "GRE":
@@ -262,16 +254,6 @@ def _draw(
     ax_img.set_axis_off()
 
 
-def _check_number(name: str, value: Any) -> int:
-    """A slider's initial value, checked against its range and rounded to a whole ms or degree."""
-    low, high = _RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ArgumentError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ArgumentError(f"{name} must lie in {low} … {high}, got {value!r}")
-    return int(round(float(value)))
-
-
 def contrast_explorer(
     sequence: str = "SE",
     TR: float = 3500.0,
@@ -301,11 +283,11 @@ def contrast_explorer(
     ``frames`` values. Timings a sequence cannot play out (TE > TR; TI + TE > TR) show a message
     instead of a figure.
     """
-    sequence = _check_sequence(sequence)
-    values = {name: _check_number(name, v) for name, v in (("TR", TR), ("TE", TE), ("TI", TI), ("flip", flip))}
-    controls_names = ("sequence", "TR", "TE", "TI", "flip")
-    if animate not in controls_names:
-        raise ArgumentError(f"animate must be one of {controls_names}, got {animate!r}")
+    sequence = check_choice("sequence", sequence, SEQUENCES)
+    # the sliders' initial values, checked against their ranges and rounded to whole ms or degrees
+    values = {name: int(round(check_number(name, v, *_RANGES[name])))
+              for name, v in (("TR", TR), ("TE", TE), ("TI", TI), ("flip", flip))}
+    check_choice("animate", animate, ("sequence", "TR", "TE", "TI", "flip"))
     if fractions is None:
         fractions = mni_tissue_fractions(z_mm, voxel_mm)
     _check_fractions(fractions)

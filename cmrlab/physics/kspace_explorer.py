@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cmrlab.checks import check_bool, check_choice, check_int, check_int_tuple, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import artifacts, kspace
 from cmrlab.physics.kspace import Ellipse
@@ -92,30 +93,6 @@ def _check_ellipses(ellipses: Any) -> list[Ellipse]:
     return list(ellipses)
 
 
-def _check_number(value: Any, name: str, low: float, high: float | None = None, *,
-                  include_low: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ArgumentError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    above = v >= low if include_low else v > low
-    if not math.isfinite(v) or not above or (high is not None and v > high):
-        bounds = f"{'[' if include_low else '('}{low:g}, {'∞)' if high is None else f'{high:g}]'}"
-        raise ArgumentError(f"{name} must be a finite number in {bounds}, got {value!r}")
-    return v
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_keep(keep: Any) -> str:
-    if keep not in KEEP_OPTIONS:
-        raise ArgumentError(f"keep must be one of {KEEP_OPTIONS}, got {keep!r}")
-    return keep
-
-
 def _radial_mask(n: int, keep: str, radius: float) -> np.ndarray:
     """Samples with ``|k| ≤ radius·k_max`` (centre), their complement (periphery), or all."""
     if keep == "all":
@@ -155,19 +132,18 @@ def kspace_view(
     float64. Bad arguments raise :class:`~cmrlab.errors.ArgumentError`.
     """
     ellipses = _check_ellipses(ellipses)
-    fov = _check_number(fov, "fov", 0.0, include_low=False)
-    n = _check_int(matrix, "matrix", 4)
-    keep = _check_keep(keep)
-    radius = _check_number(radius, "radius", 0.0, math.sqrt(2.0))
-    R = _check_int(R, "R", 1)
+    fov = check_number("fov", fov, 0.0, low_open=True)
+    n = check_int("matrix", matrix, 4)
+    keep = check_choice("keep", keep, KEEP_OPTIONS)
+    radius = check_number("radius", radius, 0.0, math.sqrt(2.0))
+    R = check_int("R", R, 1)
     if R > n // 2:
         raise ArgumentError(f"R must be at most matrix // 2 = {n // 2}, got {R}")
-    if not isinstance(spike, (bool, np.bool_)):
-        raise ArgumentError(f"spike must be True or False, got {spike!r}")
+    spike = check_bool("spike", spike)
     if not isinstance(spike_at, (tuple, list)) or len(spike_at) != 2:
         raise ArgumentError(f"spike_at must be a (k_y, k_x) pair in units of k_max, got {spike_at!r}")
-    spike_y, spike_x = (_check_number(v, "spike_at", -1.0, 1.0) for v in spike_at)
-    spike_amplitude = _check_number(spike_amplitude, "spike_amplitude", 0.0, include_low=False)
+    spike_y, spike_x = (check_number("spike_at", v, -1.0, 1.0) for v in spike_at)
+    spike_amplitude = check_number("spike_amplitude", spike_amplitude, 0.0, low_open=True)
 
     sampled = kspace.sample_object(ellipses, fov, n, dtype=torch.complex128)
     full_image = sampled.image.numpy()
@@ -253,30 +229,27 @@ def kspace_explorer(
     (each one a full matplotlib redraw, about 0.3 s).
     """
     if ellipses is None:
-        size = _check_number(object_size, "object_size", 0.0, include_low=False)
+        size = check_number("object_size", object_size, 0.0, low_open=True)
         ellipses = kspace.shepp_logan_ellipses(size)
     ellipses = _check_ellipses(ellipses)
-    if not isinstance(matrices, Sequence) or len(matrices) == 0:
-        raise ArgumentError(f"matrices must be a non-empty sequence of integers, got {matrices!r}")
-    matrices = [_check_int(m, "matrices", 4) for m in matrices]
-    if _check_int(matrix, "matrix", 4) not in matrices:
+    matrices = list(check_int_tuple("matrices", matrices, minimum=4))
+    if check_int("matrix", matrix, 4) not in matrices:
         raise ArgumentError(f"matrix must be one of matrices={matrices}, got {matrix!r}")
     if not isinstance(fov_range, (tuple, list)) or len(fov_range) != 2:
         raise ArgumentError(f"fov_range must be a (low, high) pair in mm, got {fov_range!r}")
-    low, high = (_check_number(v, "fov_range", 0.0, include_low=False) for v in fov_range)
+    low, high = (check_number("fov_range", v, 0.0, low_open=True) for v in fov_range)
     if not low < high:
         raise ArgumentError(f"fov_range must have low < high, got {fov_range!r}")
-    fov = _check_number(fov, "fov", low, high)
-    keep = _check_keep(keep)
-    radius = _check_number(radius, "radius", 0.05, 1.0)
-    max_R = _check_int(max_R, "max_R", 2)
+    fov = check_number("fov", fov, low, high)
+    keep = check_choice("keep", keep, KEEP_OPTIONS)
+    radius = check_number("radius", radius, 0.05, 1.0)
+    max_R = check_int("max_R", max_R, 2)
     if max_R > min(matrices) // 2:
         raise ArgumentError(f"max_R must be at most min(matrices) // 2 = {min(matrices) // 2}, got {max_R}")
-    R = _check_int(R, "R", 1)
+    R = check_int("R", R, 1)
     if R > max_R:
         raise ArgumentError(f"R must be in 1 … max_R = {max_R}, got {R}")
-    if not isinstance(spike, (bool, np.bool_)):
-        raise ArgumentError(f"spike must be True or False, got {spike!r}")
+    spike = check_bool("spike", spike)
 
     cache: dict[tuple, KspaceView] = {}
 

@@ -16,14 +16,8 @@ from typing import Any
 import torch
 
 from cmrlab.errors import ArgumentError
-from cmrlab.physics.constants import (
-    ArrayLike,
-    as_output,
-    as_tensors,
-    check_finite,
-    check_nonnegative,
-    check_positive,
-)
+from cmrlab.physics.constants import ArrayLike, as_output, as_tensors
+from cmrlab.physics.constants import check_finite, check_nonnegative, check_positive
 
 __all__ = [
     "bssfp_signal",
@@ -247,12 +241,17 @@ def bssfp_signal(
     PD: ArrayLike,
     T1: ArrayLike,
     T2: ArrayLike,
+    *,
     TR: ArrayLike,
-    flip: ArrayLike,
     TE: ArrayLike | None = None,
+    flip: ArrayLike,
     df: ArrayLike = 0.0,
 ) -> Any:
     """Balanced SSFP (TrueFISP / balanced FFE / FIESTA) steady-state signal magnitude.
+
+    The tissue (``PD``, ``T1``, ``T2``) comes first; the sequence parameters are named, in the
+    order of the other sequences (TR, TE, flip): ``bssfp_signal(PD, T1, T2, TR=3.0, flip=60.0)``.
+    :func:`cmrlab.physics.bloch.bssfp_steady_state` takes them the same way.
 
     Pulses alternate +α, −α (the usual phase cycling), all gradients are balanced, and the echo
     is read at ``TE`` (default TR/2). On resonance with TE = TR/2::

@@ -606,9 +606,9 @@ def check_run_info(path: str | os.PathLike, info: object) -> dict[str, Any]:
         raise FileFormatError(path, f"is not a checkpoint of cmrlab.train.segmentation (no {RUN_KEY!r} "
                                     f"entry of format {RUN_FORMAT!r}; found {str(found)[:60]!r}); "
                                     "train it with `cmrlab train`")
-    for field in ("experiment", "profile"):
-        if not isinstance(info.get(field), str):
-            raise fail(field, f"must be text, got {type(info.get(field)).__name__}")
+    for key in ("experiment", "profile"):
+        if not isinstance(info.get(key), str):
+            raise fail(key, f"must be text, got {type(info.get(key)).__name__}")
     if info["profile"] not in ("fast", "full"):
         raise fail("profile", f"must be 'fast' or 'full', got {info['profile'][:40]!r}")
     model = mapping(info.get("model"), "model")
@@ -621,20 +621,20 @@ def check_run_info(path: str | os.PathLike, info: object) -> dict[str, Any]:
     kwargs = dict(mapping(model.get("kwargs"), "model.kwargs"))
     pre = mapping(info.get("preprocessing"), "preprocessing")
     clean_pre: dict[str, Any] = {}
-    for field, integer, low, high in (("spacing", False, None, None), ("size", True, 1, 4096)):
-        value = pre.get(field)
+    for key, integer, low, high in (("spacing", False, None, None), ("size", True, 1, 4096)):
+        value = pre.get(key)
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise fail(f"preprocessing.{field}", f"must be a list of 2 numbers, got {str(value)[:60]}")
-        items = [number(v, f"preprocessing.{field}[{i}]", integer=integer, minimum=low, maximum=high)
+            raise fail(f"preprocessing.{key}", f"must be a list of 2 numbers, got {str(value)[:60]}")
+        items = [number(v, f"preprocessing.{key}[{i}]", integer=integer, minimum=low, maximum=high)
                  for i, v in enumerate(value)]
-        if field == "spacing" and not all(v > 0 for v in items):
+        if key == "spacing" and not all(v > 0 for v in items):
             raise fail("preprocessing.spacing", f"must hold numbers > 0 (mm), got {items}")
-        clean_pre[field] = items
+        clean_pre[key] = items
     if pre.get("normalisation") not in ("minmax", "none"):
         raise fail("preprocessing.normalisation", f"must be 'minmax' or 'none', got {str(pre.get('normalisation'))[:40]!r}")
     clean_pre["normalisation"] = pre["normalisation"]
-    for field in ("window", "stride"):
-        clean_pre[field] = number(pre.get(field), f"preprocessing.{field}", integer=True, minimum=1, maximum=64)
+    for key in ("window", "stride"):
+        clean_pre[key] = number(pre.get(key), f"preprocessing.{key}", integer=True, minimum=1, maximum=64)
     seed = number(info.get("seed", 0), "seed", integer=True, minimum=0)
     return {**info, "model": {"name": name, "kwargs": kwargs}, "preprocessing": clean_pre, "seed": seed}
 

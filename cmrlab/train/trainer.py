@@ -91,7 +91,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from cmrlab.checks import check_bool, check_choice, check_int, check_number
 from cmrlab.config import seed_everything, select_device
 from cmrlab.errors import ArgumentError, FileFormatError
-from cmrlab.train.callbacks import Callback, ModelCheckpoint
+from cmrlab.train.callbacks import ModelCheckpoint
 from cmrlab.train.checkpoint import (
     ResumableRandomSampler,
     capture_rng_state,
