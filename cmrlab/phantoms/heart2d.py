@@ -34,11 +34,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 import torch
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import coils, kspace, noise, signals, tissues
 from cmrlab.physics.cardiac import lv_volume_curve
@@ -215,29 +215,6 @@ def _grid(n: int, step: float, device: torch.device) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# argument checks
-# --------------------------------------------------------------------------------------------
-def _number(value: Any, name: str, *, low: float = 0.0, low_open: bool = True,
-            high: float = math.inf) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or (v <= low if low_open else v < low) or v > high:
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        if high < math.inf:
-            bound += f" and <= {high:g}"
-        raise ArgumentError(f"{name} must be a finite number {bound}, got {value!r}")
-    return v
-
-
-def _integer(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ArgumentError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-# --------------------------------------------------------------------------------------------
 # the phantom
 # --------------------------------------------------------------------------------------------
 def beating_heart_slice(
@@ -303,26 +280,26 @@ def beating_heart_slice(
         Images and labels (X, Y, T), exact areas, the noise-free k-space (T, ky, kx) and the
         timing and geometry of every frame.
     """
-    matrix = _integer(matrix, "matrix", 16)
-    fov = _number(fov, "fov")
-    oversample = _integer(oversample, "oversample", 1)
-    seed = _integer(seed, "seed", 0)
-    lv_ed, lv_es = _number(lv_ed_area, "lv_ed_area"), _number(lv_es_area, "lv_es_area")
-    rv_ed, rv_es = _number(rv_ed_area, "rv_ed_area"), _number(rv_es_area, "rv_es_area")
-    myo = _number(myo_area, "myo_area")
+    matrix = check_int("matrix", matrix, 16)
+    fov = check_number("fov", fov, 0.0, low_open=True)
+    oversample = check_int("oversample", oversample, 1)
+    seed = check_int("seed", seed, 0)
+    lv_ed, lv_es = check_number("lv_ed_area", lv_ed_area, 0.0, low_open=True), check_number("lv_es_area", lv_es_area, 0.0, low_open=True)
+    rv_ed, rv_es = check_number("rv_ed_area", rv_ed_area, 0.0, low_open=True), check_number("rv_es_area", rv_es_area, 0.0, low_open=True)
+    myo = check_number("myo_area", myo_area, 0.0, low_open=True)
     if lv_es > lv_ed:
         raise ArgumentError(f"lv_es_area ({lv_es:g}) must not exceed lv_ed_area ({lv_ed:g})")
     if rv_es > rv_ed:
         raise ArgumentError(f"rv_es_area ({rv_es:g}) must not exceed rv_ed_area ({rv_ed:g})")
-    heart_rate = _number(heart_rate, "heart_rate")
-    TR = _number(TR, "TR")
-    flip = _number(flip, "flip", high=180.0)
+    heart_rate = check_number("heart_rate", heart_rate, 0.0, low_open=True)
+    TR = check_number("TR", TR, 0.0, low_open=True)
+    flip = check_number("flip", flip, 0.0, 180.0, low_open=True)
     if n_coils is None or (not isinstance(n_coils, bool) and n_coils == 0):
         n_coils = 0
     else:
-        n_coils = _integer(n_coils, "n_coils", 1)
+        n_coils = check_int("n_coils", n_coils, 1)
     if snr is not None:
-        snr = _number(snr, "snr")
+        snr = check_number("snr", snr, 0.0, low_open=True)
     dev = torch.device(device) if device is not None else torch.device("cpu")
 
     # 1-2. geometry of every frame
@@ -437,11 +414,11 @@ def heart_slice_dataset(
     """
     from scipy import ndimage
 
-    n_cases = _integer(n_cases, "n_cases", 1)
-    frames_per_case = _integer(frames_per_case, "frames_per_case", 1)
-    matrix = _integer(matrix, "matrix", 16)
-    crop = _number(crop, "crop", high=320.0)
-    seed = _integer(seed, "seed", 0)
+    n_cases = check_int("n_cases", n_cases, 1)
+    frames_per_case = check_int("frames_per_case", frames_per_case, 1)
+    matrix = check_int("matrix", matrix, 16)
+    crop = check_number("crop", crop, 0.0, 320.0, low_open=True)
+    seed = check_int("seed", seed, 0)
     fov = 320.0
     full = int(round(matrix * fov / crop))
     rng = np.random.default_rng(seed)

@@ -47,12 +47,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 import torch
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import coils, kspace, noise, signals, tissues
 
@@ -126,17 +125,6 @@ class LGESlice:
     centre: tuple[float, float]
     endo_radius: float
     epi_radius: float
-
-
-def _number(value: Any, name: str, low: float = 0.0, high: float = math.inf, low_open: bool = True) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or (v <= low if low_open else v < low) or v > high:
-        bound = (f"> {low:g}" if low_open else f">= {low:g}") + (f" and <= {high:g}" if high < math.inf else "")
-        raise ArgumentError(f"{name} must be a finite number {bound}, got {value!r}")
-    return v
 
 
 def _grid(n: int, step: float) -> torch.Tensor:
@@ -292,15 +280,15 @@ def lge_slice(
     matrix = check_int("matrix", matrix, 16)
     oversample = check_int("oversample", oversample, 1)
     seed = check_int("seed", seed, 0)
-    fov = _number(fov, "fov")
+    fov = check_number("fov", fov, 0.0, low_open=True)
     if territory not in TERRITORIES:
         raise ArgumentError(f"territory must be one of {', '.join(TERRITORIES)}, got {territory!r}")
-    scar_extent = _number(scar_extent, "scar_extent", high=360.0)
-    transmurality = _number(transmurality, "transmurality", high=1.0)
-    scar_offset = _number(scar_offset, "scar_offset", low=-math.inf)
-    endo_radius = _number(endo_radius, "endo_radius")
-    wall_thickness = _number(wall_thickness, "wall_thickness")
-    rotation = _number(rotation, "rotation", low=-math.inf)
+    scar_extent = check_number("scar_extent", scar_extent, 0.0, 360.0, low_open=True)
+    transmurality = check_number("transmurality", transmurality, 0.0, 1.0, low_open=True)
+    scar_offset = check_number("scar_offset", scar_offset, None)
+    endo_radius = check_number("endo_radius", endo_radius, 0.0, low_open=True)
+    wall_thickness = check_number("wall_thickness", wall_thickness, 0.0, low_open=True)
+    rotation = check_number("rotation", rotation, None)
     try:
         cx, cy = (float(c) for c in centre)
     except (TypeError, ValueError):
@@ -308,23 +296,23 @@ def lge_slice(
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise ArgumentError(f"centre must be finite, got {centre!r}")
     concentrations = {
-        "myocardium": _number(gd_myocardium, "gd_myocardium", low_open=False),
-        "scar": _number(gd_scar, "gd_scar", low_open=False),
-        "blood": _number(gd_blood, "gd_blood", low_open=False),
-        "tissue": _number(gd_tissue, "gd_tissue", low_open=False),
+        "myocardium": check_number("gd_myocardium", gd_myocardium, 0.0),
+        "scar": check_number("gd_scar", gd_scar, 0.0),
+        "blood": check_number("gd_blood", gd_blood, 0.0),
+        "tissue": check_number("gd_tissue", gd_tissue, 0.0),
     }
     ti_c = concentrations["myocardium"] if ti_concentration is None else \
-        _number(ti_concentration, "ti_concentration", low_open=False)
-    TR = _number(TR, "TR")
-    TE = _number(TE, "TE", low_open=False)
-    grey_zone = _number(grey_zone, "grey_zone", low_open=False)
-    patchiness = _number(patchiness, "patchiness", high=1.0, low_open=False)
+        check_number("ti_concentration", ti_concentration, 0.0)
+    TR = check_number("TR", TR, 0.0, low_open=True)
+    TE = check_number("TE", TE, 0.0)
+    grey_zone = check_number("grey_zone", grey_zone, 0.0)
+    patchiness = check_number("patchiness", patchiness, 0.0, 1.0)
     if n_coils is None or (not isinstance(n_coils, bool) and n_coils == 0):
         n_coils = 0
     else:
         n_coils = check_int("n_coils", n_coils, 1)
     if snr is not None:
-        snr = _number(snr, "snr")
+        snr = check_number("snr", snr, 0.0, low_open=True)
     r_epi = endo_radius + wall_thickness
     if r_epi + _FAT_LAYER > fov / 2 - max(abs(cx), abs(cy)):
         raise ArgumentError(f"the heart (epicardial radius {r_epi:g} mm at {centre!r}) does not fit in a "

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_spacing
 from cmrlab.errors import ArgumentError
 from cmrlab.phantoms.lge2d import LGE_LABEL_NAMES, TERRITORIES, lge_slice
 
@@ -74,12 +74,7 @@ class LGEVolume:
 
 
 def _spacing(spacing: Any) -> tuple[float, float, float]:
-    try:
-        dx, dy, dz = (float(v) for v in spacing)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"spacing must be three numbers (dx, dy, dz) in mm, got {spacing!r}") from None
-    if not all(math.isfinite(v) and v > 0 for v in (dx, dy, dz)):
-        raise ArgumentError(f"spacing must be positive and finite, got {spacing!r}")
+    dx, dy, dz = check_spacing("spacing", spacing, 3)
     if abs(dx - dy) > 1e-9:
         raise ArgumentError(f"the in-plane pixels must be square (dx == dy), got {spacing!r}")
     return dx, dy, dz
