@@ -48,7 +48,7 @@ def fast_run(root, tmp_path_factory):
 
 def test_fast_profile_reaches_the_issue_lv_dice(fast_run):
     trained, report = fast_run
-    assert len(trained.history) == 6 and trained.n_augmented == 0
+    assert len(trained.history) == 8 and trained.n_augmented == 0
     assert (len(trained.cases.train), len(trained.cases.validation), len(trained.cases.test)) == (9, 2, 4)
     # Σ (Z − 2) windows over the training volumes
     assert trained.n_windows == sum(c.ed_image.shape[2] - 2 for c in trained.cases.train)

@@ -8,7 +8,7 @@
     pred = model_output_labels                       # (176, 176, Z) on the preprocessed grid
     back = prep.geometry.restore_to_original(pred)   # (X, Y, Z): the input's grid exactly
 
-The steps (thesis L3650-3670; spec/cardiac-thesis.md §4.1), in the order we apply them:
+The steps (cardiac thesis, ch. 5, L3650-3670), in the order we apply them:
 
 1. **min-max normalisation over the whole volume**, :math:`I' = (I - \\min I) / (\\max I - \\min I)`
    (a constant volume becomes all zeros). The thesis applies it last; done first it gives the
@@ -21,9 +21,9 @@ The steps (thesis L3650-3670; spec/cardiac-thesis.md §4.1), in the order we app
    :math:`x = j\\, s_{new} / s_{old}`, and the output has :math:`n' = \\mathrm{round}(n\\,
    s_{old}/s_{new})` pixels, so the field of view is kept. Samples past the last input pixel
    take its value (bilinear along the other axis), and samples more than half a pixel past it
-   take the nearest pixel in both axes. That is ITK's rule: the result equals
-   ``SimpleITK.Resample`` with the same output grid and ``useNearestNeighborExtrapolator=True``
-   (``tests/test_preprocess.py`` checks it).
+   take the nearest pixel in both axes. That is ITK's rule: the resampling *is*
+   SimpleITK's ``ResampleImageFilter`` on that output grid with the nearest-neighbour
+   extrapolator (``tests/test_preprocess.py`` checks it against the rule written out in NumPy).
 3. **centre crop or zero pad to 176×176**: a window of 176 pixels per axis whose centre is the
    image centre (pixel :math:`\\lfloor n'/2 \\rfloor`) or a given centre, e.g. the heart's
    (the thesis keeps the heart in the centre). Pixels outside the resampled image are 0.
@@ -43,6 +43,7 @@ from typing import Literal
 
 import numpy as np
 
+from cmrlab.checks import check_choice, check_int_tuple, check_spacing
 from cmrlab.errors import ArgumentError
 
 __all__ = [
@@ -67,39 +68,21 @@ Interpolation = Literal["linear", "nearest"]
 
 
 def _pair(name: str, value: object, *, integer: bool) -> tuple:
+    """Two values (rows, columns); one number stands for both."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         value = (value, value)
-    try:
-        items = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ArgumentError(f"{name} must be two numbers (rows, columns), got {value!r}") from None
-    if len(items) != 2:
-        raise ArgumentError(f"{name} must be two numbers (rows, columns), got {value!r}")
-    out = []
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ArgumentError(f"{name} must be two numbers, got {value!r}")
-        if integer:
-            if int(v) != v or v < 1:
-                raise ArgumentError(f"{name} must be two integers >= 1, got {value!r}")
-            out.append(int(v))
-        else:
-            if not math.isfinite(v) or v <= 0:
-                raise ArgumentError(f"{name} must be two finite numbers > 0, got {value!r}")
-            out.append(float(v))
-    return tuple(out)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if integer:
+        return check_int_tuple(name, value, 2)
+    return check_spacing(name, value, 2)
 
 
 def _spacing(spacing: object, ndim: int) -> tuple[float, ...]:
-    try:
-        values = tuple(float(s) for s in spacing)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ArgumentError(f"spacing must be a sequence of numbers in mm, got {spacing!r}") from None
-    if len(values) < 2 or len(values) > ndim:
+    values = check_spacing("spacing", spacing)
+    if not 2 <= len(values) <= ndim:
         raise ArgumentError(f"spacing must have 2 to {ndim} values (one per axis, in-plane first), "
                             f"got {len(values)}")
-    if not all(math.isfinite(s) and s > 0 for s in values):
-        raise ArgumentError(f"spacing must be finite numbers > 0, got {spacing!r}")
     return values
 
 
@@ -134,38 +117,50 @@ def resampled_size(n: int, spacing: float, new_spacing: float) -> int:
     return max(1, int(math.floor(n * spacing / new_spacing + 0.5)))
 
 
-def _sample_axis(array: np.ndarray, axis: int, coords: np.ndarray, order: Interpolation) -> np.ndarray:
-    """Values of ``array`` at fractional indices ``coords`` along ``axis`` (edges replicated)."""
-    n = array.shape[axis]
-    coords = np.clip(coords, 0.0, n - 1.0)
-    if order == "nearest":
-        # ITK's nearest neighbour rounds halves up: floor(x + 0.5)
-        index = np.minimum(np.floor(coords + 0.5).astype(np.intp), n - 1)
-        return np.take(array, index, axis=axis)
-    low = np.minimum(np.floor(coords).astype(np.intp), n - 1)
-    high = np.minimum(low + 1, n - 1)
-    weight = (coords - low).reshape([-1 if a == axis else 1 for a in range(array.ndim)])
-    a = np.take(array, low, axis=axis).astype(np.float64)
-    b = np.take(array, high, axis=axis).astype(np.float64)
-    return a + weight * (b - a)
+_SITK_INTERPOLATORS = {"linear": "sitkLinear", "nearest": "sitkNearestNeighbor"}
+#: dtypes SimpleITK resamples as they are; others go through the nearest one of these and back
+_SITK_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+                                      np.uint64, np.int64, np.float32, np.float64)}
 
 
 def _resample_to(array: np.ndarray, step: tuple[float, float], size: tuple[int, int],
                  order: Interpolation) -> np.ndarray:
-    """Resample axes 0 and 1: output pixel ``j`` samples input index ``j * step``."""
-    out = array
-    coords = [np.arange(size[axis], dtype=np.float64) * step[axis] for axis in (0, 1)]
-    for axis in (0, 1):
-        out = _sample_axis(out, axis, coords[axis], order)
-    if order == "nearest":
-        return out                       # np.take keeps the dtype: labels stay labels
-    # ITK's rule, kept so that SimpleITK is an exact oracle: a sample more than half a pixel past
-    # the last pixel lies outside the image and takes its nearest pixel in every axis
-    outside = [c >= n - 0.5 for c, n in zip(coords, array.shape[:2])]
-    if outside[0].any() or outside[1].any():
-        mask = (outside[0][:, None] | outside[1][None, :]).reshape(*size, *[1] * (array.ndim - 2))
-        out = np.where(mask, _resample_to(array, step, size, "nearest"), out)
-    return out.astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float32)
+    """Resample axes 0 and 1 with SimpleITK: output pixel ``j`` samples input index ``j * step``.
+
+    The array becomes one 3D SimpleITK image whose third axis holds every slice and frame (the
+    later axes flattened), resampled by one ``ResampleImageFilter`` call onto a grid with the same
+    third axis. The input grid has spacing 1 and the output grid spacing ``step`` in-plane, both
+    with origin 0: that is exactly "output pixel j is input index j·step". Samples outside the
+    image take the nearest pixel (``UseNearestNeighborExtrapolator``), so none is 0-filled.
+    (A 2D image with one vector component per slice gives the same numbers, twice as slowly.)
+    """
+    import SimpleITK as sitk  # noqa: PLC0415 — a heavy import, needed only here
+
+    if order == "nearest" or np.issubdtype(array.dtype, np.floating):
+        dtype = array.dtype
+    else:
+        dtype = np.dtype(np.float32)          # integer images interpolate to float32
+    if dtype in _SITK_DTYPES:
+        work_dtype = dtype
+    elif dtype == np.bool_:
+        work_dtype = np.dtype(np.uint8)
+    elif np.issubdtype(dtype, np.floating):
+        work_dtype = np.dtype(np.float32)     # float16: SimpleITK has no such pixel type
+    else:
+        work_dtype = np.dtype(np.int64)
+    rest = array.shape[2:]
+    planes = array.reshape(*array.shape[:2], -1).astype(work_dtype, copy=False)
+    # numpy (k, rows, columns) is SimpleITK (z, y, x): sitk x = our axis 1, y = axis 0, z = the rest
+    image = sitk.GetImageFromArray(np.ascontiguousarray(planes.transpose(2, 0, 1)))
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetSize((int(size[1]), int(size[0]), planes.shape[2]))
+    resampler.SetOutputSpacing((float(step[1]), float(step[0]), 1.0))
+    resampler.SetOutputOrigin((0.0, 0.0, 0.0))
+    resampler.SetInterpolator(getattr(sitk, _SITK_INTERPOLATORS[order]))
+    resampler.SetDefaultPixelValue(0.0)
+    resampler.SetUseNearestNeighborExtrapolator(True)
+    out = sitk.GetArrayFromImage(resampler.Execute(image)).transpose(1, 2, 0)
+    return out.reshape(*size, *rest).astype(dtype, copy=False)
 
 
 def resample_inplane(array: np.ndarray, spacing: Sequence[float],
@@ -182,8 +177,7 @@ def resample_inplane(array: np.ndarray, spacing: Sequence[float],
     array = _array("array", array)
     old = _spacing(spacing, array.ndim)[:2]
     new = _pair("new_spacing", new_spacing, integer=False)
-    if order not in ("linear", "nearest"):
-        raise ArgumentError(f"order must be 'linear' or 'nearest', got {order!r}")
+    order = check_choice("order", order, ("linear", "nearest"))
     size = (resampled_size(array.shape[0], old[0], new[0]), resampled_size(array.shape[1], old[1], new[1]))
     if size == array.shape[:2] and old == new:
         return array.copy()
@@ -285,8 +279,7 @@ class PreprocessGeometry:
         (``"nearest"`` for labels, ``"linear"`` for probabilities or images).
         """
         array = self._check(array, self.resampled_shape, "array")
-        if order not in ("linear", "nearest"):
-            raise ArgumentError(f"order must be 'linear' or 'nearest', got {order!r}")
+        order = check_choice("order", order, ("linear", "nearest"))
         r = self.step
         return _resample_to(array, (1.0 / r[0], 1.0 / r[1]), self.original_shape[:2], order)
 

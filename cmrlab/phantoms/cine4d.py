@@ -86,8 +86,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.phantoms.heart2d import _integer, _lens_area, _number, _rv_radius
+from cmrlab.phantoms.heart2d import _lens_area, _rv_radius
 from cmrlab.phantoms.lge2d import TERRITORIES
 from cmrlab.physics import coils, signals, tissues
 from cmrlab.physics.cardiac import body_surface_area, lv_volume_curve
@@ -664,24 +665,24 @@ def _check(group: Any, seed: Any, n_slices: Any, n_frames: Any, matrix: Any, spa
            slice_spacing: Any, slice_thickness: Any, oversample: Any) -> tuple:
     if not isinstance(group, str) or group.strip().upper() not in ACDC_GROUPS:
         raise ArgumentError(f"group must be one of {', '.join(ACDC_GROUPS)}, got {group!r}")
-    seed = _integer(seed, "seed", 0)
-    n_slices = None if n_slices is None else _integer(n_slices, "n_slices", 2)
+    seed = check_int("seed", seed, 0)
+    n_slices = None if n_slices is None else check_int("n_slices", n_slices, 2)
     if n_slices is not None and n_slices > 40:
         raise ArgumentError(f"n_slices must be at most 40, got {n_slices}")
-    n_frames = None if n_frames is None else _integer(n_frames, "n_frames", 4)
+    n_frames = None if n_frames is None else check_int("n_frames", n_frames, 4)
     if n_frames is not None and n_frames > 60:
         raise ArgumentError(f"n_frames must be at most 60, got {n_frames}")
-    matrix = None if matrix is None else _integer(matrix, "matrix", 32)
+    matrix = None if matrix is None else check_int("matrix", matrix, 32)
     if matrix is not None and (matrix > 512 or matrix % 2):
         raise ArgumentError(f"matrix must be an even integer from 32 to 512, got {matrix}")
-    spacing = None if spacing is None else _number(spacing, "spacing", high=10.0)
-    slice_spacing = None if slice_spacing is None else _number(slice_spacing, "slice_spacing", high=20.0)
+    spacing = None if spacing is None else check_number("spacing", spacing, 0.0, 10.0, low_open=True)
+    slice_spacing = None if slice_spacing is None else check_number("slice_spacing", slice_spacing, 0.0, 20.0, low_open=True)
     if slice_thickness is not None:
-        slice_thickness = _number(slice_thickness, "slice_thickness", high=20.0)
+        slice_thickness = check_number("slice_thickness", slice_thickness, 0.0, 20.0, low_open=True)
         if slice_spacing is not None and slice_thickness > slice_spacing:
             raise ArgumentError(f"slice_thickness ({slice_thickness:g} mm) must not exceed slice_spacing "
                                 f"({slice_spacing:g} mm): slices would overlap")
-    oversample = _integer(oversample, "oversample", 1)
+    oversample = check_int("oversample", oversample, 1)
     return group.strip().upper(), seed, n_slices, n_frames, matrix, spacing, slice_spacing, slice_thickness, oversample
 
 
@@ -898,8 +899,8 @@ def cine_cases(n: int, *, seed: int = 0, groups: Sequence[str] | None = None, **
     from ``(seed, i)``, so a case does not depend on how many are generated. ``groups`` defaults
     to :data:`ACDC_GROUPS`.
     """
-    n = _integer(n, "n", 0)
-    seed = _integer(seed, "seed", 0)
+    n = check_int("n", n, 0)
+    seed = check_int("seed", seed, 0)
     if groups is None:
         groups = ACDC_GROUPS
     if isinstance(groups, str) or not isinstance(groups, Sequence) or len(groups) == 0:
