@@ -15,11 +15,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from cmrlab.errors import FileFormatError
+from cmrlab.files import atomic_write_text
 
 __all__ = [
     "CHECK_MARKER",
@@ -66,15 +66,7 @@ def write_notebook(nb: dict, path: str | os.PathLike) -> None:
     """Write a notebook atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def strip_notebook(nb: dict) -> dict:

@@ -33,22 +33,15 @@ Conventions: a positive rotation turns the image content counter-clockwise when 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
 
 __all__ = ["AugmentParams", "RandomAugment", "affine_resample"]
-
-
-def _non_negative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -142,19 +135,17 @@ class RandomAugment:
     def __init__(self, *, rotation: float = 0.0, shift: float = 0.0, scale: float = 0.0,
                  shear: float = 0.0, gamma: float = 0.0, noise_std: float = 0.0,
                  noise_mean: float = 0.0, flip: bool = False, spatial_dims: int = 2) -> None:
-        self.rotation = _non_negative("rotation", rotation)
-        self.shift = _non_negative("shift", shift)
-        self.scale = _non_negative("scale", scale)
+        self.rotation = check_number("rotation", rotation, 0.0)
+        self.shift = check_number("shift", shift, 0.0)
+        self.scale = check_number("scale", scale, 0.0)
         if self.scale >= 1:
             raise ArgumentError(f"scale must be < 1 (zoom factors 1 ± scale must stay positive), got {scale!r}")
-        self.shear = _non_negative("shear", shear)
+        self.shear = check_number("shear", shear, 0.0)
         if self.shear >= 90:
             raise ArgumentError(f"shear must be < 90 degrees, got {shear!r}")
-        self.gamma = _non_negative("gamma", gamma)
-        self.noise_std = _non_negative("noise_std", noise_std)
-        if isinstance(noise_mean, bool) or not isinstance(noise_mean, (int, float)) or not math.isfinite(noise_mean):
-            raise ArgumentError(f"noise_mean must be a finite number, got {noise_mean!r}")
-        self.noise_mean = float(noise_mean)
+        self.gamma = check_number("gamma", gamma, 0.0)
+        self.noise_std = check_number("noise_std", noise_std, 0.0)
+        self.noise_mean = check_number("noise_mean", noise_mean)
         if not isinstance(flip, bool):
             raise ArgumentError(f"flip must be True or False, got {flip!r}")
         self.flip = flip

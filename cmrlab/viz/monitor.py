@@ -13,18 +13,17 @@ website is built (:func:`cmrlab.config.is_static_build`) nothing is shown until
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cmrlab.config import is_static_build
 from cmrlab.errors import ArgumentError, CmrlabError
+from cmrlab.files import atomic_write_text
 
 __all__ = ["TrainingMonitor"]
 
@@ -239,16 +238,7 @@ class TrainingMonitor:
         for epoch in sorted(table):
             row = table[epoch]
             writer.writerow([epoch, *(repr(row[n]) if n in row else "" for n in names)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text.getvalue())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, text.getvalue())
         return path
 
     def __repr__(self) -> str:

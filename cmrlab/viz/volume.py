@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import html
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from IPython.display import HTML, display
 
+from cmrlab.checks import check_int, check_number
 from cmrlab.config import is_static_build
 from cmrlab.errors import ArgumentError
 from cmrlab.viz import _render
@@ -144,23 +144,6 @@ def _check_spacing(spacing: Any, ndim: int) -> tuple[float, float, float]:
     return sizes[0], sizes[1], sizes[2]
 
 
-def _check_int(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ArgumentError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _check_float(value: Any, name: str, *, positive: bool = False) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentError(f"{name} must be a number, got {value!r}") from exc
-    if not math.isfinite(out) or (positive and out <= 0):
-        kind = "positive and finite" if positive else "finite"
-        raise ArgumentError(f"{name} must be {kind}, got {value!r}")
-    return out
-
-
 def _finite_range(arr: np.ndarray) -> tuple[float, float]:
     if arr.dtype.kind == "f":
         finite = arr[np.isfinite(arr)]
@@ -249,7 +232,7 @@ class VolumeViewer:
                     f"label_colors must map label values to colours, got {label_colors!r}"
                 )
             for value in (label_colors or {}):  # catch colour typos even for absent labels
-                _render.label_color(_check_int(value, "label_colors key"), label_colors)
+                _render.label_color(check_int("label_colors key", value, None), label_colors)
             self._label_rgb = np.array(
                 [_render.label_color(int(v), label_colors) for v in self._label_values],
                 dtype=np.float32,
@@ -258,14 +241,14 @@ class VolumeViewer:
         self.spacing: tuple[float, float, float] = _check_spacing(spacing, self.ndim)
         self._lut = _render.colormap_lut(cmap)
         self.title: str | None = None if title is None else str(title)
-        self._display_size = _check_int(display_size, "display_size")
+        self._display_size = check_int("display_size", display_size, None)
         if self._display_size < 1:
             raise ArgumentError(f"display_size must be at least 1 pixel, got {display_size}")
 
         # Intensity range and window/level per channel.
         self._ranges = [_finite_range(a) for a in arrays]
-        given_w = None if window is None else _check_float(window, "window", positive=True)
-        given_l = None if level is None else _check_float(level, "level")
+        given_w = None if window is None else check_number("window", window, 0.0, low_open=True)
+        given_l = None if level is None else check_number("level", level)
         self._wl: list[list[float]] = []
         for a in arrays:
             w, l = (given_w, given_l)
@@ -292,10 +275,10 @@ class VolumeViewer:
             return {}
         if not isinstance(label_names, Mapping):
             raise ArgumentError(f"label_names must map label values to names, got {label_names!r}")
-        return {_check_int(k, "label_names key"): str(v) for k, v in label_names.items()}
+        return {check_int("label_names key", k, None): str(v) for k, v in label_names.items()}
 
     def _valid_axis(self, axis: Any) -> int:
-        axis = _check_int(axis, "axis")
+        axis = check_int("axis", axis, None)
         if self.ndim == 2:
             if axis != 2:
                 raise ArgumentError(f"a 2D image is shown whole: axis must be 2, got {axis}")
@@ -305,7 +288,7 @@ class VolumeViewer:
 
     @staticmethod
     def _valid_opacity(opacity: Any) -> float:
-        value = _check_float(opacity, "opacity")
+        value = check_number("opacity", opacity)
         if not 0.0 <= value <= 1.0:
             raise ArgumentError(f"opacity must be between 0 and 1, got {opacity!r}")
         return value
@@ -333,7 +316,7 @@ class VolumeViewer:
 
     @slice_index.setter
     def slice_index(self, value: int) -> None:
-        value = _check_int(value, "slice_index")
+        value = check_int("slice_index", value, None)
         if not 0 <= value < self.slice_count:
             raise ArgumentError(
                 f"slice_index must be in 0..{self.slice_count - 1} along axis {self._axis}, "
@@ -365,7 +348,7 @@ class VolumeViewer:
 
     @time_index.setter
     def time_index(self, value: int) -> None:
-        value = _check_int(value, "time_index")
+        value = check_int("time_index", value, None)
         if not 0 <= value < self.time_count:
             raise ArgumentError(f"time_index must be in 0..{self.time_count - 1}, got {value}")
         self._time = value
@@ -383,7 +366,7 @@ class VolumeViewer:
                 raise ArgumentError(f"channel must be one of {self._names}, got {value!r}")
             self._channel = self._names.index(value)
         else:
-            index = _check_int(value, "channel")
+            index = check_int("channel", value, None)
             if not 0 <= index < len(self._names):
                 raise ArgumentError(
                     f"channel must be a name in {self._names} or an index in "
@@ -399,7 +382,7 @@ class VolumeViewer:
 
     @window.setter
     def window(self, value: float) -> None:
-        self._wl[self._channel][0] = _check_float(value, "window", positive=True)
+        self._wl[self._channel][0] = check_number("window", value, 0.0, low_open=True)
         self._state_changed()
 
     @property
@@ -409,7 +392,7 @@ class VolumeViewer:
 
     @level.setter
     def level(self, value: float) -> None:
-        self._wl[self._channel][1] = _check_float(value, "level")
+        self._wl[self._channel][1] = check_number("level", value)
         self._state_changed()
 
     @property
@@ -664,7 +647,7 @@ class VolumeViewer:
         """The frames :meth:`to_html` shows: time indices for a 4D image, slice indices along the
         current axis for a 3D one (``[0]`` for 2D); at most ``max_frames``, evenly spread, the
         first and last always included."""
-        max_frames = _check_int(max_frames, "max_frames")
+        max_frames = check_int("max_frames", max_frames, None)
         if max_frames < 2:
             raise ArgumentError(f"max_frames must be at least 2 (first and last), got {max_frames}")
         return _even_indices(self._frame_kind()[1], max_frames)
@@ -686,9 +669,9 @@ class VolumeViewer:
         from matplotlib.patches import Patch
 
         frames = self.frame_indices(max_frames)
-        dpi = _check_float(dpi, "dpi", positive=True)
+        dpi = check_number("dpi", dpi, 0.0, low_open=True)
         kind, count = self._frame_kind()
-        fps = _DEFAULT_FPS[kind] if fps is None else _check_float(fps, "fps", positive=True)
+        fps = _DEFAULT_FPS[kind] if fps is None else check_number("fps", fps, 0.0, low_open=True)
 
         def planes(frame: int) -> list[np.ndarray]:
             if kind == "time":
