@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 
 from _timing import time_interleaved
-from cmrlab.phantoms.brain3d import _templates, brain_case
+from cmrlab.phantoms.brain3d import brain_case, mni152_tissue_maps
 from cmrlab.phantoms.lge3d import lge_volume
 
 
@@ -33,8 +33,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    probs, _ = _templates(1)
-    _templates(2)
+    probs, _ = mni152_tissue_maps(1)
+    mni152_tissue_maps(2)
     load = time.perf_counter() - t0
     maps = probs.numpy()
 

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from cmrlab.errors import ArgumentError
@@ -196,3 +197,19 @@ def test_determinism(adult):
 def test_bad_arguments(kwargs, word):
     with pytest.raises(ArgumentError, match=word):
         brain_case(**kwargs)
+def test_mni152_tissue_maps_are_fresh_checked_copies():
+    from cmrlab.errors import ArgumentError
+    from cmrlab.phantoms.brain3d import mni152_tissue_maps
+
+    probs, affine = mni152_tissue_maps(2)
+    assert probs.shape[0] == 3 and probs.dtype == torch.float32
+    assert abs(affine[0, 0]) == 2.0 and abs(affine[1, 1]) == 2.0
+    total = probs.sum(0)
+    assert float(total.max()) <= 1.0 + 1e-5 and float(probs.min()) >= 0.0   # probabilities of 3 tissues
+    probs.zero_()
+    affine[:] = 0
+    again, affine2 = mni152_tissue_maps(2)
+    assert float(again.sum()) > 0 and abs(affine2[0, 0]) == 2.0          # the cache was not changed
+    for bad in (0, 3, "2", [2]):
+        with pytest.raises(ArgumentError, match="block"):
+            mni152_tissue_maps(bad)

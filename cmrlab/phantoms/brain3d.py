@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cmrlab.checks import check_int
+from cmrlab.checks import check_choice, check_int
 from cmrlab.errors import ArgumentError
 from cmrlab.physics import artifacts, noise, signals, tissues
 
@@ -83,6 +83,7 @@ __all__ = [
     "TISSUE_LABELS",
     "BrainCase",
     "brain_case",
+    "mni152_tissue_maps",
 ]
 
 #: Tissue label values of :attr:`BrainCase.labels`.
@@ -132,6 +133,18 @@ class BrainCase:
 # --------------------------------------------------------------------------------------------
 # Templates
 # --------------------------------------------------------------------------------------------
+def mni152_tissue_maps(block: int = 2) -> tuple[torch.Tensor, np.ndarray]:
+    """CSF, GM and WM probability maps (3, X, Y, Z) float32 of the MNI152 template, and its affine.
+
+    ``block`` 1 gives the 1 mm maps; 2 gives 2×2×2 block averages (2 mm voxels, exact partial
+    volume), the grid :func:`brain_case` starts from. The maps ship with nilearn (nothing is
+    downloaded); they are loaded once per process and each call returns fresh copies.
+    """
+    block = check_choice("block", block, (1, 2))
+    probs, affine = _templates(block)
+    return probs.clone(), affine.copy()
+
+
 @functools.lru_cache(maxsize=2)
 def _templates(block: int) -> tuple[torch.Tensor, np.ndarray]:
     """CSF, GM, WM probabilities (3, X, Y, Z) float32 of the MNI152 template, and its affine.
