@@ -23,7 +23,7 @@ Every loss comes twice, in the MONAI style: a function (``dice_loss``) and a sma
 
 BibTeX keys in ``book/references.bib``: ``milletari2016vnet``, ``sudre2017generalised``,
 ``salehi2017tversky``, ``lin2017focal``. "Thesis" is the cardiac thesis (``cardiacthesis``; line
-numbers point into ``seeds/cardiac-lv-thesis.txt``). Its chapter 5 trains both segmentation
+numbers Lnnnn are those of its text). Its chapter 5 trains both segmentation
 networks with a generalised Dice loss whose weights are fixed at 0.1 for the background and 0.3
 for each tissue (L3813-3825): that is :func:`generalized_dice_loss` with
 ``weights=SEGMENTATION_CLASS_WEIGHTS``. Chapter 7 trains the frame detector twice, with the

@@ -1,7 +1,7 @@
 """Cardiac function: the biomarkers of a cine MRI study, their normal ranges, a model LV volume curve.
 
 The formulas are those of the cardiac thesis (BibTeX key ``cardiacthesis``), chapter 2.2
-(lines L1377-1499 of ``seeds/cardiac-lv-thesis.txt``), each with its equation number:
+(its lines L1377-1499), each with its equation number:
 
 =========================  ==========================================  ==========
 biomarker                  formula                                     thesis
@@ -76,7 +76,7 @@ class NormalRange:
 
     ``women`` and ``men`` are ``(low, high)`` bounds (``math.inf`` for an open upper end), or
     ``None`` where the thesis gives no range; ``typical`` is a single quoted value (or ``None``).
-    ``lines`` points into ``seeds/cardiac-lv-thesis.txt``; ``source`` names the thesis's own
+    ``lines`` are the thesis's line numbers; ``source`` names the thesis's own
     reference (its bibliography is not part of the text, so the numbers stay as quoted).
     """
 

@@ -1,7 +1,7 @@
 """The classic ImageNet classifiers: AlexNet, VGG, GoogLeNet (Inception v1), ResNet, DenseNet.
 
 These are the architectures the DLMI school lecture walks through before segmentation networks
-(``spec/lectures.md`` §1, ``seeds/dlmi-school-2021-fundamentals.txt`` L260-L440). Each is built
+(bibliography key ``dlmi2021fundamentals``, L260-L440). Each is built
 as its paper describes it, for ImageNet-size inputs ``(N, 3, 224, 224)`` and 1000 classes, and
 returns logits ``(N, num_classes)``. torchvision does not import beside this torch, so they are
 written out here; the layer layouts follow torchvision's where torchvision follows the paper,

@@ -1,6 +1,6 @@
 """ENet, the small real-time segmentation network of Paszke et al. (2016).
 
-Source: DLMI 2021 lecture (spec/lectures.md §1, seeds/dlmi-school-2021-fundamentals.txt
+Source: DLMI 2021 lecture (bibliography key ``dlmi2021fundamentals``,
 L525–555): the ENet block (projection, convolution, expansion, regularisation), an asymmetric
 encoder–decoder, "# parameters: 0.37 M", "network size < 6 MB", 640×360 px in 7 ms on a TitanX.
 (The brain thesis does not mention ENet.) The architecture is that of Paszke, Chaurasia, Kim & Culurciello, "ENet: a deep neural

@@ -1,8 +1,7 @@
 """The small fully convolutional network of the explainable-LV paper (Liu et al.).
 
-Source: spec/lectures.md §2, seeds/explainable-fcn-lv-sunnybrook.txt L74–104: "An explainable
-convolutional neural network for automatic segmentation of the left ventricle in cardiac MRI"
-(bibliography key ``liu2021explainable``). The paper turns a classification network into an FCN
+Source: "An explainable convolutional neural network for automatic segmentation of the left
+ventricle in cardiac MRI" (bibliography key ``liu2021explainable``), L74–104. The paper turns a classification network into an FCN
 by replacing its fully connected layers with a transposed convolution, and lists the layers
 (L89–96):
 

@@ -1,6 +1,6 @@
 """FrameDetector: end-systole / end-diastole detection with temporal dilated convolutions (cardiac ch. 7).
 
-The cardiac thesis (chapter 7, ``seeds/cardiac-lv-thesis.txt`` L5678-5760, Fig 7.3) labels every
+The cardiac thesis (``cardiacthesis``, chapter 7, L5678-5760, Fig 7.3) labels every
 frame of a cine sequence as ES, ED or "background" with a fully convolutional network that
 replaces recurrent layers by dilated convolutions along time (after WaveNet). Frame
 classification becomes a 1D segmentation of the time axis, so the per-frame probabilities can be

@@ -1,7 +1,7 @@
 """PSPU-net: a 2D U-Net with pyramid scene parsing (PSP) modules in its skip connections.
 
-Source: cardiac thesis §5.3.2, ``seeds/cardiac-lv-thesis.txt`` L3725-3795 (Figs. 5.4-5.5, not in
-the text), digested in ``spec/cardiac-thesis.md`` §4.1. The PSP idea is PSPNet's pyramid pooling
+Source: cardiac thesis (bibliography key ``cardiacthesis``) §5.3.2, L3725-3795 (Figs. 5.4-5.5,
+not in the text). The PSP idea is PSPNet's pyramid pooling
 (Zhao et al. 2017); here it sits in every skip connection instead of at the end of the encoder.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Regression U-Net with a fixed scanning module: LV volume from volume-only labels (cardiac ch. 6).
 
-The cardiac thesis (chapter 6, ``seeds/cardiac-lv-thesis.txt`` L4697-4849, Figs 6.3-6.5) trains a
+The cardiac thesis (``cardiacthesis``, chapter 6, L4697-4849, Figs 6.3-6.5) trains a
 network on one number per case, the LV end-diastolic volume in ml, and still gets a segmentation
 out of it. The trick is the architecture:
 

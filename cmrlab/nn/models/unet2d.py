@@ -1,9 +1,9 @@
 """The 2D U-Net of Ronneberger et al. (2015) and its overlap-tile inference.
 
-Source: brain thesis §3.5 (seeds/brain-3d-segmentation-thesis.txt L2351–2437, Figs 41–42), after
+Source: brain thesis (``brainthesis``) §3.5 (L2351–2437, Figs 41–42), after
 Ronneberger, Fischer & Brox, "U-Net: convolutional networks for biomedical image segmentation",
 MICCAI 2015 (bibliography key ``ronneberger2015unet``); the DLMI 2021 and Zabihollahy lectures
-(spec/lectures.md §1, §3) teach the same network.
+(``dlmi2021fundamentals``, ``zabihollahy2021dlmethods``) teach the same network.
 
 The network (input layout ``(N, C, H, W)``: one 2D slice per sample; a 3D volume is segmented
 slice by slice, the thesis's "slice-wise" use):

@@ -1,8 +1,8 @@
 """3D U-Net after Çiçek et al. (MICCAI 2016), as described in the brain thesis.
 
-Source: brain thesis §3.7, ``seeds/brain-3d-segmentation-thesis.txt`` L2482-2513 (architecture
+Source: brain thesis (bibliography key ``brainthesis``) §3.7, L2482-2513 (architecture
 in words, no channel counts), Table 1 L3298-3355 (``~10M`` parameters, 1-3 input channels);
-digested in ``spec/brain-thesis.md`` §3, §6.2 and §9. Channel counts are the paper's
+and the thesis-era MedicalZooPytorch code. Channel counts are the paper's
 (Çiçek et al. 2016, Fig. 2), whose parameter count (19 069 955) this build reproduces exactly.
 
 Input ``(N, C, D, H, W)`` with ``D`` the slice axis: the thesis's 128×128×64 iSeg patch with
@@ -101,7 +101,7 @@ class UNet3D(UNetTrunk):
     **Documented discrepancy:** Table 1 of the thesis says "~10M". That matches neither the
     Çiçek design the thesis describes (19.07 M) nor the thesis-era code's 3D U-Net, which was an
     Isensee-style network (instance norm, residual context blocks, 1.78 M parameters at its
-    default base of 8 filters; spec/brain-thesis.md §9). The thesis gives no channel counts; the
+    default base of 8 filters, in the thesis-era MedicalZooPytorch code). The thesis gives no channel counts; the
     course uses the paper's and reports 19.07 M.
 
     Choices the sources leave open, marked [choice]:

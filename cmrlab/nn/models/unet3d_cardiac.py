@@ -1,7 +1,7 @@
 """The 3D U-Net of the cardiac thesis, chapter 5 (LV cavity, LV myocardium, RV cavity).
 
-Source: cardiac thesis §5.3.2, ``seeds/cardiac-lv-thesis.txt`` L3690-3721 (Fig. 5.3), digested
-in ``spec/cardiac-thesis.md`` §4.1; Keras → PyTorch notes in §7.
+Source: cardiac thesis (bibliography key ``cardiacthesis``) §5.3.2, L3690-3721 (Fig. 5.3), a Keras
+model rebuilt in PyTorch (BN momentum and epsilon carried over as Keras defines them).
 """
 from __future__ import annotations
 

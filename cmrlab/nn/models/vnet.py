@@ -1,9 +1,9 @@
 """V-Net (Milletari, Navab & Ahmadi 2016) and "V-Net light", as trained in the brain thesis.
 
-Source: brain thesis §3.6, ``seeds/brain-3d-segmentation-thesis.txt`` L2438-2481 (architecture
-in words, no channel counts or kernel sizes), Table 1 L3298-3355 (``~45M`` and ``~25M``
-parameters, 1 input channel); digested in ``spec/brain-thesis.md`` §3, §6.2 and §9 (the
-thesis-era MedicalZooPytorch code, which fixes the widths, kernels and stage depths used here).
+Source: brain thesis (``brainthesis``) §3.6, L2438-2481 (architecture in words, no channel
+counts or kernel sizes), Table 1 L3298-3355 (``~45M`` and ``~25M`` parameters, 1 input channel),
+and the thesis-era MedicalZooPytorch code, which fixes the widths, kernels and stage depths used
+here.
 
 Input ``(N, C, D, H, W)`` with ``D`` the slice axis: the thesis's 128×128×64 iSeg patch is a
 tensor ``(N, 1, 64, 128, 128)``. Output ``(N, num_classes, D, H, W)`` logits; the voxel-wise
@@ -25,7 +25,7 @@ THESIS_PARAMETERS = 45_000_000
 #: Table 1 of the brain thesis (L3330): "Vnet light" "~25M" parameters (see :class:`VNet`).
 THESIS_PARAMETERS_LIGHT = 25_000_000
 
-#: Convolutions per stage of the full V-Net, thesis-era code (spec/brain-thesis.md §9).
+#: Convolutions per stage of the full V-Net, thesis-era MedicalZooPytorch code.
 _DOWN_CONVS = (1, 2, 3, 2)   # stages 1-4 (2, 4, 8, 16 × base_filters channels)
 _UP_CONVS = (2, 2, 1, 1)     # deepest first
 _DOWN_DROPOUT = (False, False, True, True)
@@ -141,7 +141,7 @@ class VNet(nn.Module):
     Choices the sources leave open, marked [choice]:
 
     - [choice] widths 16-32-64-128-256, 5³ kernels and stage depths 1, 2, 3, 2 / 2, 2, 1, 1:
-      the thesis-era code (spec/brain-thesis.md §9); the V-Net paper has 1, 2, 3, 3, 3 / 3, 3,
+      the thesis-era MedicalZooPytorch code; the V-Net paper has 1, 2, 3, 3, 3 / 3, 3,
       2, 1. Only the code reproduces Table 1's ~45M.
     - [choice] PReLU with one slope per channel (the thesis-era training used ``elu=False``).
     - [choice] BN after every convolution (not in the V-Net paper; in the thesis-era code),
