@@ -12,7 +12,8 @@ Four models, all fully convolutional on small patches (28³ in the thesis), with
 Source: brain thesis (``brainthesis``) §3.8-3.9, L2514-2599 (words
 only: dense connectivity, late fusion "before the final classification layer … fed to the 1x1x1
 classifier", early fusion of "simpler features of the first 3D convolutional networks"), Table 1
-L3298-3355 (~2.7M / ~5.2M / ~2.9M / ~3.4M). Growth rates and the 1×1×1 stack are those of HyperDenseNet and of the thesis-era code.
+L3298-3355 (~2.7M / ~5.2M / ~2.9M / ~3.4M). Growth rates and the 1×1×1 stack are those of
+HyperDenseNet and of the thesis-era code.
 
 Input ``(N, C, D, H, W)`` with ``D`` the slice axis and one channel per modality (iSeg: T1, T2;
 MRBrainS: T1, T1-IR, FLAIR). Every convolution is "same"-padded, so any patch size works and the

@@ -1,8 +1,9 @@
 """The small fully convolutional network of the explainable-LV paper (Liu et al.).
 
 Source: "An explainable convolutional neural network for automatic segmentation of the left
-ventricle in cardiac MRI" (bibliography key ``liu2021explainable``), L74–104. The paper turns a classification network into an FCN
-by replacing its fully connected layers with a transposed convolution, and lists the layers
+ventricle in cardiac MRI" (bibliography key ``liu2021explainable``), L74–104. The paper turns a
+classification network into an FCN by replacing its fully connected layers with a transposed
+convolution, and lists the layers
 (L89–96):
 
 1. conv1, 5×5, stride 2  2. max-pool 2×2, stride 2  3. conv2, 5×5, stride 2
