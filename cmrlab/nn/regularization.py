@@ -19,6 +19,9 @@ training chapters and labs import them from here. The cardiac thesis trained in 
   for every output unit ``u`` (a row of a ``Linear`` weight, one filter of a convolution).
 * **Early stopping** (Keras ``EarlyStopping``): stop when the monitored validation value has not
   improved by more than ``min_delta`` for ``patience`` epochs, and go back to the best weights.
+* **DropBlock** (Ghiasi et al. 2018, ``ghiasi2018dropblock``; named by the cardiac thesis beside
+  dropout and spatial dropout, L2598-2606): :class:`DropBlock2d` drops contiguous
+  ``block_size × block_size`` squares of a feature map instead of single units.
 
 The L1 *activity* penalty of Keras (summed absolute layer outputs, averaged over the batch) is
 :func:`cmrlab.nn.losses.l1_activity`.
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
 
-__all__ = ["EarlyStopping", "max_norm_", "regularized_parameters", "weight_penalty"]
+__all__ = ["DropBlock2d", "EarlyStopping", "dropblock_gamma", "max_norm_", "regularized_parameters", "weight_penalty"]
 
 #: Layers whose ``weight`` is a kernel in the Keras sense (what weight penalties and max-norm act on).
 _KERNEL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
@@ -218,3 +221,61 @@ class EarlyStopping:
     def __repr__(self) -> str:
         return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
                 f"mode={self.mode!r}, best_epoch={self.best_epoch}, best_value={self.best_value:.4g})")
+
+
+def dropblock_gamma(drop_prob: float, block_size: int, height: int, width: int) -> float:
+    """The rate γ at which DropBlock seeds blocks (Ghiasi et al. 2018, Eq. 1, for an H×W map)::
+
+        γ = p / b² · (H·W) / ((H − b + 1)(W − b + 1))
+
+    Seeds are drawn only where a whole b×b block fits, (H − b + 1)(W − b + 1) places; each seed
+    drops b² units, so without overlaps a fraction p of the map is dropped. Overlapping blocks
+    make the real fraction a little lower (the tests compute it exactly).
+    """
+    p = check_number("drop_prob", drop_prob, 0.0, 1.0, high_open=True)
+    b = check_int("block_size", block_size)
+    h, w = check_int("height", height), check_int("width", width)
+    if b > min(h, w):
+        raise ArgumentError(f"block_size {b} does not fit a {h}×{w} feature map")
+    return p / b**2 * (h * w) / ((h - b + 1) * (w - b + 1))
+
+
+class DropBlock2d(nn.Module):
+    """DropBlock for ``(N, C, H, W)`` feature maps (Ghiasi et al. 2018, Algorithm 1).
+
+    In training mode, for every sample and channel: seeds ~ Bernoulli(γ) (:func:`dropblock_gamma`)
+    at the positions where a whole block fits, every seed zeroes the ``block_size × block_size``
+    square it is the top-left corner of, and the kept units are scaled by
+    ``count(all) / count(kept)`` over the batch so the mean activation is kept (the paper's
+    normalisation; inverted dropout scales by 1/(1 − p) instead). In evaluation mode, or with
+    ``drop_prob = 0``, it is the identity. ``block_size = 1`` is ordinary dropout (up to the
+    rescaling); a block as large as the map drops whole channels, like spatial dropout. A block
+    larger than a feature map is shrunk to the map's smaller side. The paper raises ``drop_prob``
+    linearly from 0 during training; set the attribute ``drop_prob`` between epochs to do so.
+    """
+
+    def __init__(self, drop_prob: float = 0.1, block_size: int = 7) -> None:
+        super().__init__()
+        self.drop_prob = check_number("drop_prob", drop_prob, 0.0, 1.0, high_open=True)
+        self.block_size = check_int("block_size", block_size)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}, block_size={self.block_size}"
+
+    def block_mask(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The 0/1 mask of dropped units (1 = dropped) for ``x``, of shape ``(N, C, H, W)``."""
+        n, c, h, w = x.shape
+        b = min(self.block_size, h, w)
+        gamma = dropblock_gamma(self.drop_prob, b, h, w)
+        seeds = torch.rand((n, c, h - b + 1, w - b + 1), generator=generator, device=x.device) < gamma
+        seeds = nn.functional.pad(seeds.to(x.dtype), (b - 1, b - 1, b - 1, b - 1))
+        return nn.functional.max_pool2d(seeds, kernel_size=b, stride=1)   # unit (i, j) ← seeds above-left
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ArgumentError(f"DropBlock2d takes (N, C, H, W) tensors, got {shape}")
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        keep = 1.0 - self.block_mask(x, generator)
+        return x * keep * (keep.numel() / keep.sum().clamp_min(1.0))
