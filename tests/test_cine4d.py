@@ -165,36 +165,60 @@ def test_bad_cine_cases_arguments():
         cine_cases(-1)
 
 
-def otsu_myocardium_dice(image, labels):
-    """The threshold baseline of benchmarks/calibrate_cine.py on one slice, in its kinder form: Otsu's
-    threshold of a square around the true LV centre (half-side 2 epicardial radii); blood = the bright
-    component at the true LV centre, holes filled; myocardium = the band of the true mean wall thickness
-    around it."""
-    from skimage.filters import threshold_otsu
+def threshold_baseline(image, seed, box):
+    """The threshold baseline of benchmarks/calibrate_cine.py on one slice (the same code): four-class
+    Otsu of the ``box`` (dark lung and air, muscle-like, blood, fat); blood pool = the component above
+    the second threshold that holds the ``seed`` click, holes filled; myocardium = the muscle-like
+    components that touch the blood pool. Nothing else is given: the epicardium comes from the
+    intensities alone."""
+    from skimage.filters import threshold_multiotsu
 
-    lv, myo = labels == 3, labels == 2
-    centre = tuple(np.round(np.argwhere(lv).mean(0)).astype(int))
-    r_epi = np.sqrt((lv.sum() + myo.sum()) / np.pi)
-    h = int(np.ceil(2 * r_epi))
-    box = image[max(centre[0] - h, 0):centre[0] + h + 1, max(centre[1] - h, 0):centre[1] + h + 1]
-    comp, _ = ndimage.label(image > threshold_otsu(box))
-    blood = ndimage.binary_fill_holes(comp == comp[centre]) if comp[centre] else np.zeros_like(lv)
-    blood[centre] = True
-    band = (ndimage.distance_transform_edt(~blood) <= r_epi - np.sqrt(lv.sum() / np.pi)) & ~blood
-    return 2 * (band & myo).sum() / (band.sum() + myo.sum())
+    low, high, _ = threshold_multiotsu(image[box], classes=4)
+    comp, _ = ndimage.label(image > high)
+    blood = ndimage.binary_fill_holes(comp == comp[seed]) if comp[seed] else np.zeros(image.shape, bool)
+    blood[seed] = True
+    muscle = (image > low) & (image <= high) & ~blood
+    comp, _ = ndimage.label(muscle)
+    touching = np.unique(comp[ndimage.binary_dilation(blood) & muscle])
+    return blood, np.isin(comp, touching[touching > 0])
 
 
-def test_threshold_baseline_does_poorly_on_the_myocardium():
-    # 10 fast-size cases (two per group), one mid-ventricular ED slice each plus the next one
-    dice = []
+def _dice(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def test_threshold_baseline_finds_the_blood_pool_and_leaks_on_the_myocardium():
+    # 10 fast-size cases (two per group), two mid-ventricular ED slices each; the seed is a click at the
+    # LV centre and the box a 160 mm square around it, as an operator would draw
+    blood, myo, leaked_into = [], [], []
+    names = {n: k for k, n in ANATOMY_NAMES.items()}
     for i in range(10):
         c = cine_case(ACDC_GROUPS[i % 5], seed=100 + i, matrix=128, spacing=2.0, n_frames=12)
         zs = np.flatnonzero((c.labels[..., c.ed] == 3).any((0, 1)))
         for z in zs[len(zs) // 3: len(zs) // 3 + 2]:
-            dice.append(otsu_myocardium_dice(c.image[:, :, z, c.ed], c.labels[:, :, z, c.ed]))
-    print("Otsu myocardium Dice:", np.round(dice, 2))
-    assert len(dice) >= 10
-    assert np.mean(dice) <= 0.6
+            image, labels = c.image[:, :, z, c.ed], c.labels[:, :, z, c.ed]
+            seed = tuple(np.round(np.argwhere(labels == 3).mean(0)).astype(int))
+            h = int(80 / c.spacing[0])
+            box = np.zeros(image.shape, bool)
+            box[max(seed[0] - h, 0):seed[0] + h + 1, max(seed[1] - h, 0):seed[1] + h + 1] = True
+            b, m = threshold_baseline(image, seed, box)
+            blood.append(_dice(b, labels == 3))
+            myo.append(_dice(m, labels == 2))
+            wrong = m & (labels != 2)
+            leaked_into.append(np.isin(c.anatomy[:, :, z][wrong],
+                                       [names["chest wall"], names["liver"], names["RV wall"]]).mean()
+                               if wrong.sum() > 50 else 0.0)
+    blood, myo, leaked_into = np.array(blood), np.array(myo), np.array(leaked_into)
+    print("blood-pool Dice:", np.round(blood, 2), "\nmyocardium Dice:", np.round(myo, 2))
+    assert len(myo) >= 10
+    # the blood pool is bright and enclosed: a threshold finds it (measured mean 0.95)
+    assert blood.mean() >= 0.9, f"blood-pool Dice {blood.mean():.2f}: the bright pool should be found"
+    # the myocardium is not: its intensity class also holds the chest wall, the liver and the RV free
+    # wall, which touch the heart through thin fat, and the 'myocardium' leaks into them on many slices
+    assert myo.mean() <= 0.7, f"myocardium Dice {myo.mean():.2f}: expected leaks to keep it low"
+    assert (myo < 0.6).mean() >= 0.3, "expected a leak (Dice < 0.6) on at least 30 % of the slices"
+    # and where it leaks, most of the wrong pixels are in those myocardium-like neighbours
+    assert np.median(leaked_into[myo < 0.6]) >= 0.5, leaked_into[myo < 0.6]
 
 
 def test_epicardial_fat_is_patchy_and_varies_per_case():
@@ -206,7 +230,8 @@ def test_epicardial_fat_is_patchy_and_varies_per_case():
         thick.append(mid)
         assert mid.max() - mid.min() >= 2.0 and mid.min() <= 3.0               # thin somewhere, thick elsewhere
         rv = np.deg2rad(p["rv_direction"])
-        groove = np.argmin(np.abs(np.angle(np.exp(1j * (theta.numpy() - rv - np.deg2rad(65))))))
+        tip = np.deg2rad(p["rv_extent"])                                          # the RV insertion
+        groove = np.argmin(np.abs(np.angle(np.exp(1j * (theta.numpy() - rv - tip)))))
         assert mid[groove] >= p["fat_base"] + p["fat_grooves"] - 1e-6           # the interventricular groove
         # more AV-groove fat at the base than at mid-ventricle, more at the apex too
         lateral = 360                                                             # θ = 0
@@ -240,3 +265,167 @@ def test_blood_myocardium_contrast_varies_per_case():
         sig = c.params["signal"]
         ratios.append(sig["blood"] / sig["myocardium"])
     assert min(ratios) < 2.6 and max(ratios) > 2.9 and all(1.8 < r < 4.0 for r in ratios)
+
+
+def _eroded(mask):
+    """Each slice's mask eroded by one pixel (4-neighbour), to keep partial volume out."""
+    return np.stack([ndimage.binary_erosion(mask[:, :, z]) for z in range(mask.shape[2])], axis=2)
+
+
+def test_ed_contrast_is_the_signal_equations_ratio_at_the_case_protocol(cases):
+    # the tissue signals are bssfp_signal at the case's own field strength, TR and flip angle
+    from cmrlab.physics import signals, tissues
+    for g, c in cases.items():
+        p = c.params
+        ref = {}
+        for name in ("blood", "myocardium"):
+            t = tissues.get_tissue(name, p["field_strength"])
+            ref[name] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, TR=p["TR"], flip=p["flip"]))
+        assert p["signal"]["blood"] == pytest.approx(ref["blood"], rel=1e-9)
+        assert p["signal"]["myocardium"] == pytest.approx(ref["myocardium"], rel=1e-9)
+        expected = ref["blood"] / ref["myocardium"]
+        img, lab = c.image[..., c.ed], c.labels[..., c.ed]
+        measured = img[_eroded(lab == 3)].mean() / img[_eroded(lab == 2)].mean()
+        # what lowers it: the papillary muscles and trabeculae inside the cavity label (ACDC's
+        # convention, about 2 %), through-slice partial volume at the base and apex (about 2 %), noise
+        # and motion blur (about 1 %): measured 0.91-0.97 of the equation's ratio over ten cases
+        assert 0.88 * expected <= measured <= 1.02 * expected, (
+            f"{g}: blood/myocardium {measured:.2f} inside the eroded ED masks, the bSSFP equation "
+            f"gives {expected:.2f} at {p['field_strength']} T, TR {p['TR']:.2f} ms, flip {p['flip']:.0f}°")
+
+
+def _mid_slice(c):
+    zs = np.flatnonzero((c.labels[..., c.ed] == 3).any((0, 1)))
+    return int(zs[len(zs) // 2])
+
+
+def _angles_about_lv(c, mask, z):
+    """Angles (degrees, body frame: x the patient's left, y anterior) of ``mask`` about the LV centre."""
+    lv = np.isin(c.labels[:, :, z, c.ed], (2, 3))
+    ci, cj = np.argwhere(lv).mean(0)
+    i, j = np.nonzero(mask)
+    return np.degrees(np.arctan2(j - cj, i - ci))
+
+
+def test_rv_is_a_crescent_wrapping_the_septum(cases):
+    for g, c in cases.items():
+        z = _mid_slice(c)
+        rv, myo = c.labels[:, :, z, c.ed] == 1, c.labels[:, :, z, c.ed] == 2
+        occupied = np.unique(np.floor(_angles_about_lv(c, rv, z) / 5.0))     # 5° sectors holding RV
+        assert 100 <= 5 * len(occupied) <= 220, (g, 5 * len(occupied))       # wraps 100-220° of the LV
+        # it lies against the septum: most of its inner border touches the LV myocardium
+        touching = (ndimage.binary_dilation(rv) & myo).sum()
+        assert touching >= 0.5 * np.pi * np.sqrt(myo.sum() / np.pi) * (100 / 360) / c.spacing[0], g
+        # a crescent, not a disc: much thinner (area / wrapped length) than it is long
+        length = np.deg2rad(5 * len(occupied)) * np.sqrt((myo.sum() + (c.labels[:, :, z, c.ed] == 3).sum()) / np.pi)
+        assert rv.sum() / length < 0.35 * length, g
+
+
+@pytest.fixture(scope="module")
+def hires():
+    """Two cases at 1 mm pixels, to resolve the RV free wall and the papillary muscles."""
+    return [cine_case(g, seed=s, matrix=320, spacing=1.0, n_frames=4) for g, s in (("NOR", 6), ("RV", 1))]
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_rv_free_wall_is_thin_and_visible(hires, k):
+    c = hires[k]
+    z, names = _mid_slice(c), {n: k for k, n in ANATOMY_NAMES.items()}
+    anat, img, p = c.anatomy[:, :, z], c.image[:, :, z, c.ed], c.params
+    lv = np.isin(c.labels[:, :, z, c.ed], (2, 3))
+    ci, cj = np.argwhere(lv).mean(0)
+    thickness, dip = [], []
+    for phi in np.linspace(-0.5, 0.5, 11) * p["rv_extent"]:          # rays over the crescent's middle
+        a = np.deg2rad(p["rotation"] + p["rv_direction"] + phi)
+        r = np.arange(0.0, 120.0, 0.1)
+        i, j = np.round(ci + r * np.cos(a)).astype(int), np.round(cj + r * np.sin(a)).astype(int)
+        ok = (i >= 0) & (i < anat.shape[0]) & (j >= 0) & (j < anat.shape[1])
+        on = anat[i[ok], j[ok]]
+        thickness.append(0.1 * (on == names["RV wall"]).sum())
+        # visible: along the ray the image dips in the wall below the RV blood inside it
+        profile = img[i[ok], j[ok]]
+        dip.append(profile[on == names["RV wall"]].min() / np.median(profile[on == names["RV cavity"]]))
+    thickness, dip = np.array(thickness), np.array(dip)
+    # the drawn radial thickness is rv_wall (3-5 mm); sampling on the 1 mm grid adds up to a pixel
+    assert np.all(np.abs(thickness - p["rv_wall"]) <= 1.05), (thickness, p["rv_wall"])
+    # myocardium is about a third of the blood's signal; partial volume with the blood and the bright
+    # fat on either side of a 3-5 mm wall, through the slice and in-plane, keeps the dip shallower
+    # (measured 0.4-0.75 for these two cases; a case whose RV tapers fast along z can show less)
+    assert np.mean(dip < 0.85) >= 0.7, np.round(dip, 2)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_papillary_muscles_are_dark_blobs_labelled_cavity(hires, k):
+    # ACDC includes the papillary muscles in the LV cavity; they are muscle, so dark on bSSFP
+    c = hires[k]
+    z, p = _mid_slice(c), c.params
+    img, lab = c.image[:, :, z, c.ed], c.labels[:, :, z, c.ed]
+    cavity = ndimage.binary_erosion(lab == 3)
+    blood, myo = p["signal"]["blood"], p["signal"]["myocardium"]
+    scale = img[cavity].max() / blood              # coil shading: compare with the local level
+    dark = cavity & (ndimage.gaussian_filter(img, 1.0) < 0.5 * (np.median(img[cavity]) + myo * scale))
+    comp, n = ndimage.label(dark)
+    areas = ndimage.sum(dark, comp, range(1, n + 1)) * c.spacing[0] ** 2
+    blobs = [k + 1 for k in np.flatnonzero(areas >= 15.0)]                  # ≥ 15 mm²: not noise
+    assert len(blobs) >= 2, areas
+    found = []
+    for k in blobs:
+        ang = _angles_about_lv(c, comp == k, z).mean()
+        found.append(ang)
+    for pap in p["papillary"]:                      # anterolateral and posteromedial, body frame
+        want = p["rotation"] + pap
+        gap = [abs((f - want + 180) % 360 - 180) for f in found]
+        assert min(gap) <= 30, (pap, found)
+
+
+def test_trabeculae_are_denser_towards_the_apex():
+    c = cine_case("NOR", seed=5, **FAST)
+    lab, img = c.labels[..., c.ed], c.image[..., c.ed]
+    zs = np.flatnonzero((lab == 3).any((0, 1)))
+    blood = c.params["signal"]["blood"]
+    rough = []
+    for z in zs:
+        cav = lab[:, :, z] == 3
+        rim = cav & ~ndimage.binary_erosion(cav, iterations=2)              # the 2-pixel band inside
+        core = ndimage.binary_erosion(cav, iterations=4)
+        ref = np.median(img[:, :, z][core]) if core.any() else blood
+        rough.append(np.mean(img[:, :, z][rim] < 0.6 * ref))               # muscle in the band
+    rough = np.array(rough)
+    half = len(zs) // 2
+    assert rough[half:].mean() > rough[:max(half // 2, 1)].mean(), rough   # apical half vs the base
+    assert rough[half:].mean() >= 0.05, rough
+
+
+def test_each_slice_has_its_own_small_breath_hold_shift(cases):
+    for g, c in cases.items():
+        p = c.params
+        shifts = np.array(p["slice_shifts"])
+        assert shifts.shape == (c.image.shape[2], 2)
+        size = np.hypot(*shifts.T)
+        assert size.max() <= p["breath_hold"] <= 4.0 and size.max() > 0.3, (g, size)
+        # measured: the LV's centre in each full-ring slice sits on the tilted axis plus its own shift
+        x0, y0 = c.affine[0, 3], c.affine[1, 3]
+        for z in range(c.image.shape[2]):
+            lv = np.isin(c.labels[:, :, z, c.ed], (2, 3))
+            if not (c.labels[:, :, z, c.ed] == 3).any() or p["slice_z"][z] < 0:
+                continue
+            i, j = np.argwhere(lv).mean(0)
+            zc = p["slice_z"][z]
+            want = (p["lv_centre"][0] + p["tilt"][0] * zc + shifts[z, 0],
+                    p["lv_centre"][1] + p["tilt"][1] * zc + shifts[z, 1])
+            got = (x0 + i * c.spacing[0], y0 + j * c.spacing[1])
+            assert np.hypot(got[0] - want[0], got[1] - want[1]) <= 0.5, (g, z, got, want)
+
+
+def test_lungs_liver_and_chest_wall_surround_the_heart(cases):
+    names = {n: k for k, n in ANATOMY_NAMES.items()}
+    for g, c in cases.items():
+        z = _mid_slice(c)
+        anat = c.anatomy[:, :, z]
+        heart = np.isin(anat, [names[n] for n in ("LV myocardium", "RV wall", "epicardial fat",
+                                                   "RV cavity", "LV cavity")])
+        dist = ndimage.distance_transform_edt(~heart) * c.spacing[0]
+        ring = (dist > 0) & (dist <= 3 * c.spacing[0])                    # a 6 mm band around the heart
+        share = {n: np.mean(anat[ring] == names[n]) for n in ("lung", "liver", "chest wall")}
+        assert share["lung"] >= 0.2, (g, share)                           # the lungs wrap it laterally
+        assert share["liver"] + share["chest wall"] >= 0.05, (g, share)   # muscle-like tissue touches it

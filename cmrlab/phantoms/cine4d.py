@@ -12,8 +12,13 @@ How a case is made
    the most basal): the LV cavity is half an ellipsoid of revolution, area
    A(z) = π R₀² (1 − (z/L)²) for 0 ≤ z < L (constant above the mitral plane), with
    (2/3)π R₀² L = the sampled EDV; a myocardial cap closes it beyond L. The wall is
-   ``wall_thickness`` at the base and 35 % thinner at the apex; the RV cavity (a crescent against
-   the LV, as in :mod:`cmrlab.phantoms.heart2d`) stops before the apex (at 0.8 L). Slices
+   ``wall_thickness`` at the base and 35 % thinner at the apex. The RV cavity is a crescent that
+   wraps the septum: about the LV centre, at angle φ from the RV's direction, it fills
+   r_epi < ρ ≤ r_epi + t·w(φ) with w(φ) = (1 − (φ/α)²)^0.6 (:func:`_rv_profile`), α = ``rv_extent``
+   (65–95°, so the crescent spans 130–190° of the LV), t solved so that the crescent has the RV's
+   area; its free wall (``rv_wall``, 3–5 mm of myocardium) covers it and thins to nothing over
+   20° beyond the tips, the insertion points, where the interventricular grooves are. The RV
+   stops before the apex (at 0.8 L). Slices
    above the mitral plane (z < 0) keep only part of the myocardial ring (a fraction 1 + z/8 mm of
    it, the rest is atrioventricular-groove fat); their blood pool is labelled LV only while at least
    half of the ring is there: the ambiguous basal slice of real data.
@@ -28,24 +33,30 @@ How a case is made
    A(z)·(1 − EF·g(t)); hence LV volume(t) = EDV·(1 − EF·g(t)) exactly. The myocardial area of
    every slice is conserved (muscle is incompressible): the epicardial radius is
    √((A(z,t) + M(z))/π). The RV crescent area follows the same curve with the RV's own EF.
-   Papillary muscles (two dark discs inside the cavity, mid slices) and trabeculations (a dark
-   spiky band along the endocardium: the blood pool is the disc of radius r(θ,t)·(1 − d·q(θ)))
-   move with the cavity and are labelled cavity (3), the clinical convention.
+   **Muscle inside the LV cavity** (:func:`_cavity_muscle`), all labelled cavity (3) as in ACDC,
+   whose contours include the papillary muscles in the cavity: the anterolateral and the
+   posteromedial papillary muscle, ellipses of 3–6 mm semi-axes attached to the endocardium
+   (a quarter of each lies in the wall) from 0.2 L to 0.8 L, largest at mid-cavity, thickening as
+   the cavity empties; 20 trabecular bundles (discs of 0.7–1.5 mm radius, 0–2 mm inside the
+   endocardium, denser towards the apex, twisting along z); and the endocardium's own fine
+   trabeculation (the blood pool is the disc of radius r(θ,t)·(1 − d·q(θ)), q a spiky random
+   pattern). All of it moves with the endocardium.
    **Surroundings** that look like myocardium touch the heart, as in real scans: the anterior chest
    wall (skeletal muscle) comes to within ``chest_gap`` (1–10 mm) of the heart's most anterior
-   point, and in the apical half the liver dome rises to within ``diaphragm_gap`` (0.5–5 mm, plus
-   15 mm fading out towards the apex) of the inferior wall. **Epicardial fat** is patchy
+   point, and from a tenth of the way to the apex the diaphragm and liver dome rise to within
+   ``diaphragm_gap`` (0–2 mm, plus 8 mm fading out by 0.25 L) of the inferior wall, the heart’s
+   diaphragmatic surface. **Epicardial fat** is patchy
    (:func:`_fat_lv`, :func:`_fat_rv`): 0–1 mm over most of the heart, 2–8 mm in the
    interventricular grooves (the RV insertions), up to 6 mm over the RV free wall, 3–9 mm in the
    AV groove at the base, up to 6 mm at the apex, plus three random patches per case.
 5. **Images** through :mod:`cmrlab.physics`: every region's bSSFP signal
    (:func:`cmrlab.physics.signals.bssfp_signal`, tissues of :mod:`cmrlab.physics.tissues`, per-case
    field strength, TR and flip angle → blood/myocardium signal ratio about 2.2–3.5 per case; flip
-   45–80° at 1.5 T, 30–55° at 3 T). Flow is not in the signal equation, so it is modelled on top:
-   slow apical blood moves a fraction ``flow_apex``·(z/L)² (0–0.35) of the way towards the
-   myocardial signal, and a slow-flow band ``flow_band_width`` (2.5–6 mm) wide along the
-   endocardium a fraction ``flow_band`` (0.35–0.7) — the fuzzy, trabeculated endocardial border of
-   real cine, labelled cavity. The object is drawn on
+   45–80° at 1.5 T, 30–55° at 3 T). Every region has its tissue's signal and nothing else (no
+   flow darkening: the signal equation has none, and the course's chapters compute the contrast
+   from it), so the blood/myocardium ratio inside the true masks is the signal equations' ratio,
+   less what partial volume and the muscle inside the cavity take from it (the tests hold it
+   within 12 %). The object is drawn on
    a grid ``oversample`` times finer than the image with soft edges: a boundary of radius r(z)
    that moves by Δr across the slice thickness is a linear ramp of width |Δr|, which is exactly
    the through-slice average (slice profile a box) for a boundary that is locally a cone.
@@ -60,12 +71,14 @@ How a case is made
 6. **Coils and noise**: the receive array's shading √(Σ_c w_c|S_c|²) (unnormalised maps of
    :func:`cmrlab.physics.coils.coil_sensitivities`, so the image is brighter near the coils;
    anterior coils weigh 1, posterior ones ``coil_posterior`` (0.2–0.8), maximum scaled to 1) and
-   complex Gaussian noise of per-channel SD σ in each of C coils, combined by
-   root-sum-of-squares. Drawn in one step: rotating the coil vector so that the signal lies on the
-   first coil leaves white noise white, so RSS = √((A + σn₁)² + σ²χ²₂꜀₋₁) with A the noise-free
-   RSS signal (a non-central χ distribution); χ²ₖ is drawn with the Wilson–Hilferty cube
-   (accurate to about 1 % in its quantiles for k ≥ 7). σ is set by the SNR of the ED LV blood
-   pool, as in :func:`cmrlab.physics.noise.snr_to_sigma`.
+   complex Gaussian noise of SD σ after the scanner's sensitivity-weighted (adaptive) coil
+   combination, whose magnitude is Rician: √((A + σn₁)² + (σn₂)²), A the noise-free signal. (A
+   root-sum-of-squares of C coils would add σ²·χ²₂꜀₋₁ instead, a bias that lifts the dark
+   myocardium far more than the bright blood and flattens the contrast.) σ is set by the SNR
+   (12–30) of the ED LV blood pool, as in :func:`cmrlab.physics.noise.snr_to_sigma`.
+7. **Breath-holds**: each slice is acquired in its own breath-hold, so the heart of every slice is
+   shifted in-plane by up to ``breath_hold`` (1–4 mm, per case) from the tilted long axis, in a
+   random direction (``slice_shifts``); the neighbours that touch it follow it.
 
 Labels are the region at each voxel centre (slice centre), at image resolution: 0 background,
 1 RV cavity, 2 LV myocardium, 3 LV cavity (ACDC). Volumes: :attr:`CineCase.volumes` are the
@@ -88,7 +101,6 @@ import torch
 
 from cmrlab.checks import check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.phantoms.heart2d import _lens_area, _rv_radius
 from cmrlab.phantoms.lge2d import TERRITORIES
 from cmrlab.physics import coils, signals, tissues
 from cmrlab.physics.cardiac import body_surface_area, lv_volume_curve
@@ -175,7 +187,9 @@ _R = {name: i for i, (name, _) in enumerate(_REGIONS)}
 #: Values of :attr:`CineCase.anatomy` (the whole ED scene at the voxel centres).
 ANATOMY_NAMES: Mapping[int, str] = MappingProxyType({i: name for i, (name, _) in enumerate(_REGIONS)})
 
-_RV_WALL = 3.0          # mm
+_N_BUNDLES = 20         # trabecular bundles per case
+_MAX_BREATH_HOLD = 4.0  # mm, the largest in-plane shift of a slice from a separate breath-hold
+_RV_TAPER = math.radians(20.0)   # the RV free wall thins to nothing this far beyond the crescent's tips
 _RING_ZONE = 8.0        # mm above the mitral plane over which the myocardial ring disappears
 _N_THETA = 720          # quadrature points over the circle
 
@@ -260,7 +274,7 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     p["edv_target"] = p["lv_edvi"] * bsa
     p["rv_edv_target"] = p["rv_edvi"] * bsa
     p["lv_length"] = float(np.clip(rng.uniform(68.0, 86.0) * (p["edv_target"] / 130.0) ** (1 / 3), 55.0, 125.0))
-    p["rv_offset"] = float(rng.uniform(0.55, 0.7))      # RV-disc centre distance / LV epicardial radius
+    p["rv_extent"] = float(rng.uniform(65.0, 95.0))     # half the angle the RV crescent wraps, degrees
     p["heart_rate"] = float(rng.uniform(55.0, 90.0))
     p["es_fraction"] = float(np.clip(0.42 - 0.0012 * (p["heart_rate"] - 60.0) + rng.normal(0, 0.02), 0.3, 0.45))
     # imaging
@@ -268,7 +282,7 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     # flip angle: 45-80° at 1.5 T, lower at 3 T (SAR limits); with TR it sets the blood-myocardium contrast
     p["flip"] = float(rng.uniform(45.0, 80.0) if p["field_strength"] == 1.5 else rng.uniform(30.0, 55.0))
     p["TR"] = float(rng.uniform(2.6, 3.8))
-    p["snr"] = float(rng.uniform(8.0, 25.0))
+    p["snr"] = float(rng.uniform(12.0, 30.0))
     p["n_coils"] = int(rng.integers(4, 17))
     p["coil_radius"] = float(rng.uniform(1.45, 2.0))
     p["coil_angle"] = float(rng.uniform(0.0, 2 * math.pi))
@@ -303,7 +317,6 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
     p["body_scale"] = float(np.clip((bmi / 24.0) ** 0.5 * (height / 171.0), 0.85, 1.25))
     # texture of the cavity
     p["papillary"] = (float(45.0 + rng.uniform(-20, 20)), float(255.0 + rng.uniform(-20, 20)))
-    p["papillary_radius"] = float(rng.uniform(3.5, 5.5))
     p["trabeculation"] = float(rng.uniform(0.08, 0.22))
     p["trabecular_harmonics"] = [(int(k), float(a), float(ph)) for k, a, ph in zip(
         rng.integers(5, 16, 6), rng.uniform(0.4, 1.0, 6), rng.uniform(0, 2 * math.pi, 6))]
@@ -319,16 +332,24 @@ def _sample_params(group: str, seed: int, n_slices: int | None, n_frames: int | 
         rng.uniform(0.0, 360.0, 3), rng.uniform(20.0, 50.0, 3), rng.uniform(0.0, 4.0, 3))]
     # neighbours of myocardium-like signal: chest wall over the RV, liver under the apical inferior wall
     p["chest_gap"] = float(rng.uniform(1.0, 10.0))
-    p["diaphragm_gap"] = float(rng.uniform(0.5, 5.0))
-    # flow: slow apical blood and a slow-flow band along the endocardium are darker (fraction of the
-    # blood signal moved towards the myocardium's)
-    p["flow_apex"] = float(rng.uniform(0.0, 0.35))
-    p["flow_band"] = float(rng.uniform(0.35, 0.7))
-    p["flow_band_width"] = float(rng.uniform(2.5, 6.0))
+    p["diaphragm_gap"] = float(rng.uniform(0.0, 2.0))
     # receive array: anterior coils at full weight, posterior (table) coils at this weight
     p["coil_posterior"] = float(rng.uniform(0.2, 0.8))
     # temporal footprint of a segmented acquisition: weight of each neighbouring frame
     p["motion_blur"] = float(rng.uniform(0.05, 0.25))
+    # RV free wall (mm); papillary muscles (tangential, radial semi-axes in mm: anterolateral, then
+    # posteromedial); trabecular bundles (angle, radius mm, depth into the cavity mm, phase)
+    p["rv_wall"] = float(rng.uniform(3.0, 5.0))
+    p["papillary_size"] = [(float(rng.uniform(4.0, 6.0)), float(rng.uniform(3.5, 5.5))),
+                           (float(rng.uniform(3.0, 5.0)), float(rng.uniform(3.0, 4.5)))]
+    p["trabecular_bundles"] = [(float(a), float(r), float(d), float(ph)) for a, r, d, ph in zip(
+        rng.uniform(0.0, 2 * math.pi, _N_BUNDLES), rng.uniform(0.7, 1.5, _N_BUNDLES),
+        rng.uniform(0.0, 2.0, _N_BUNDLES), rng.uniform(0.0, 2 * math.pi, _N_BUNDLES))]
+    # separate breath-holds: every slice's heart is shifted in-plane by up to breath_hold mm
+    p["breath_hold"] = float(rng.uniform(1.0, _MAX_BREATH_HOLD))
+    radius = p["breath_hold"] * np.sqrt(rng.uniform(0.0, 1.0, p["n_slices"]))
+    angle = rng.uniform(0.0, 2 * math.pi, p["n_slices"])
+    p["slice_shifts"] = [(float(r * math.cos(a)), float(r * math.sin(a))) for r, a in zip(radius, angle)]
     return p
 
 
@@ -346,13 +367,14 @@ def _fat_max(p: Mapping[str, Any], z: np.ndarray) -> float:
 def _fat_lv(theta: torch.Tensor, p: Mapping[str, Any], z: float) -> torch.Tensor:
     """Epicardial fat thickness (mm) around the LV at angle θ (heart frame) and depth z (mm).
 
-    f(θ, z) = f₀ + g·[w(θ − θ_RV − 65°) + w(θ − θ_RV + 65°)] + Σ hₖ·w(θ − θₖ) + a·b(z)·w(θ, 90°)
-    + c·(z/L)², with w the cos² windows (25° for the grooves), b(z) = clip(1 − z/12 mm, 0, 1) the
+    f(θ, z) = f₀ + g·[w(θ − θ_RV − α) + w(θ − θ_RV + α)] + Σ hₖ·w(θ − θₖ) + a·b(z)·w(θ, 90°)
+    + c·(z/L)², with w the cos² windows (25° for the grooves, at the RV insertions ±α =
+    ``rv_extent``), b(z) = clip(1 − z/12 mm, 0, 1) the
     AV groove at the base (around the lateral wall) and c the apical fat.
     """
-    rv = math.radians(p["rv_direction"])
-    f = p["fat_base"] + p["fat_grooves"] * (_window(theta - rv - math.radians(65.0), math.radians(25.0))
-                                           + _window(theta - rv + math.radians(65.0), math.radians(25.0)))
+    rv, tip = math.radians(p["rv_direction"]), math.radians(p["rv_extent"])
+    f = p["fat_base"] + p["fat_grooves"] * (_window(theta - rv - tip, math.radians(25.0))
+                                           + _window(theta - rv + tip, math.radians(25.0)))
     for ang, half, h in p["fat_patches"]:
         f = f + h * _window(theta - math.radians(ang), math.radians(half))
     basal = min(max(1.0 - z / 12.0, 0.0), 1.0)
@@ -362,11 +384,38 @@ def _fat_lv(theta: torch.Tensor, p: Mapping[str, Any], z: float) -> torch.Tensor
     return f + p["fat_apex"] * frac ** 2
 
 
-def _fat_rv(theta_rv: torch.Tensor, p: Mapping[str, Any], z: float) -> torch.Tensor:
-    """Fat thickness (mm) over the RV free wall at angle θ_RV about the RV centre (heart frame)."""
-    rv = math.radians(p["rv_direction"])
+def _fat_rv(phi: Any, p: Mapping[str, Any], z: float) -> Any:
+    """Fat thickness (mm) over the RV free wall at angle φ from the RV's direction (about the LV centre)."""
     basal = min(max(1.0 - z / 12.0, 0.0), 1.0)
-    return p["fat_base"] + (p["fat_rv"] + p["fat_av"] * basal) * _window(theta_rv - rv, math.radians(60.0))
+    return p["fat_base"] + (p["fat_rv"] + p["fat_av"] * basal) * _window(phi, 0.8 * math.radians(p["rv_extent"]))
+
+
+def _rv_profile(phi: Any, p: Mapping[str, Any]) -> Any:
+    """w(φ) = (1 − (φ/α)²)^0.6 for |φ| < α, else 0: the RV crescent's depth at angle φ from its
+    direction (about the LV centre), as a fraction of the deepest point; α = ``rv_extent``."""
+    lib = torch if isinstance(phi, torch.Tensor) else np
+    x = phi / math.radians(p["rv_extent"])
+    return lib.clip(1.0 - x * x, 0.0, None) ** 0.6
+
+
+def _rv_taper(phi: Any, p: Mapping[str, Any]) -> Any:
+    """1 over the crescent, falling to 0 over :data:`_RV_TAPER` beyond its tips (the insertion
+    points, where the RV free wall joins the LV): the share of the RV wall drawn at angle φ."""
+    lib = torch if isinstance(phi, torch.Tensor) else np
+    return lib.clip((math.radians(p["rv_extent"]) + _RV_TAPER - lib.abs(phi)) / _RV_TAPER, 0.0, 1.0)
+
+
+def _rv_depth(area: np.ndarray, r_epi: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    """Deepest point t (mm) of the crescent r_epi < ρ ≤ r_epi + t·w(φ) whose area is ``area``.
+
+    The area ∫ ½((r + t·w)² − r²) dφ = r·t·W₁ + ½·t²·W₂ (W₁ = ∫w dφ, W₂ = ∫w² dφ) is a quadratic
+    in t, solved exactly; 0 where there is no RV.
+    """
+    phi = np.linspace(-math.pi, math.pi, _N_THETA, endpoint=False)
+    w = _rv_profile(phi, p)
+    w1, w2 = w.mean() * 2 * math.pi, (w * w).mean() * 2 * math.pi
+    a = np.maximum(area, 0.0)
+    return (np.sqrt((r_epi * w1) ** 2 + 2.0 * w2 * a) - r_epi * w1) / w2
 
 
 def _thickness_pattern(theta: Any, p: Mapping[str, Any]) -> Any:
@@ -431,7 +480,7 @@ def _slice_geometry(p: Mapping[str, Any], z: np.ndarray) -> dict[str, np.ndarray
     rv_shape = np.where(z < l_rv, 1.0 - (np.clip(z, 0, l_rv) / l_rv) ** 2, 0.0)
     rv_a0 = 3.0 * p["rv_edv_target"] * 1000.0 / (2.0 * l_rv)               # (2/3)·a0·l_rv = RV EDV
     return {"R": R, "area": area, "myo": myo, "kappa": kappa, "ring": ring, "lv_labelled": ring >= 0.5,
-            "rv_area": rv_a0 * rv_shape, "rv_d": p["rv_offset"] * R, "basal": basal}
+            "rv_area": rv_a0 * rv_shape, "basal": basal}
 
 
 def _frames(p: Mapping[str, Any]) -> dict[str, Any]:
@@ -447,14 +496,10 @@ def _frames(p: Mapping[str, Any]) -> dict[str, Any]:
     area_t = geo["area"][..., None] * (1.0 - p["lv_ef"] / 100.0 * g)           # (3, S, T)
     r_epi = np.sqrt((area_t + geo["myo"][..., None]) / math.pi)
     r_mean = np.sqrt(area_t / math.pi)
-    # RV crescent: target area, capped so that the RV never wraps around the LV
-    d = geo["rv_d"][..., None] * np.ones_like(r_epi)
-    r_max = d + r_epi - _RV_WALL - 2.0
-    cap = np.pi * r_max ** 2 - _lens_area(r_max, r_epi, d)
-    rv_target = np.minimum(geo["rv_area"][..., None] * (1.0 - p["rv_ef"] / 100.0 * rv_g), 0.9 * cap)
-    rv_on = rv_target > 1.0
-    rv_R = np.where(rv_on, _rv_radius(np.where(rv_on, rv_target, 1.0), r_epi, d), -50.0)
-    rv_target = np.where(rv_on, rv_target, 0.0)
+    # RV crescent against the LV epicardium: its area follows the RV's own EF
+    rv_target = geo["rv_area"][..., None] * (1.0 - p["rv_ef"] / 100.0 * rv_g)
+    rv_target = np.where(rv_target > 1.0, rv_target, 0.0)
+    rv_t = _rv_depth(rv_target, r_epi, p)
 
     def ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(δ_lo, δ_hi): how far the boundary moves inwards/outwards across the slab."""
@@ -463,15 +508,15 @@ def _frames(p: Mapping[str, Any]) -> dict[str, Any]:
     out = {
         "z": z_c, "g": g, "ed": lv.ed_frame, "es": lv.es_frame,
         "R_ed": geo["R"][0], "kappa": geo["kappa"][0], "basal": geo["basal"][0], "ring": geo["ring"][0],
-        "lv_labelled": geo["lv_labelled"][0], "rv_d": geo["rv_d"][0],
-        "r_epi": r_epi[0], "r_mean": r_mean[0], "rv_R": rv_R[0], "has_cavity": geo["area"][0] > 0,
+        "lv_labelled": geo["lv_labelled"][0],
+        "r_epi": r_epi[0], "r_mean": r_mean[0], "rv_t": rv_t[0], "has_cavity": geo["area"][0] > 0,
         "areas": {"LV": np.where(geo["lv_labelled"][0][:, None], area_t[0], 0.0),
                   "MYO": np.broadcast_to((geo["myo"][0] * geo["ring"][0])[:, None], (S, T)).copy(),
                   "RV": rv_target[0]},
     }
     out["endo_lo"], out["endo_hi"] = ends(r_mean)
     out["epi_lo"], out["epi_hi"] = ends(r_epi)
-    out["rv_lo"], out["rv_hi"] = ends(np.where(rv_R > 0, rv_R, 0.0))
+    out["rv_lo"], out["rv_hi"] = ends(r_epi + rv_t)
     # the wall of a slab without cavity at its centre but with one at an end: shown by endo_hi
     return out
 
@@ -506,8 +551,8 @@ def _static_regions(x: torch.Tensor, y: torch.Tensor, p: Mapping[str, Any], z: f
     grow = 0.55 + 0.6 * frac
     reg[thorax & ellipse(-55.0 + 25.0 * frac, -62.0 + 18.0 * frac, 78.0 * grow, 40.0 * grow,
                          math.radians(15.0))] = _R["liver"]
-    if frac > 0.35:   # apical half: the diaphragm and liver dome rise against the inferior wall
-        gap = p["diaphragm_gap"] + 15.0 * max(0.0, 1.0 - (frac - 0.35) / 0.65)
+    if frac > 0.1:    # the diaphragm and liver dome rise against the inferior (diaphragmatic) wall
+        gap = p["diaphragm_gap"] + 8.0 * max(0.0, 1.0 - (frac - 0.1) / 0.15)
         reg[thorax & (y < near["bottom"] - gap - (x - heart[0]) ** 2 / 200.0)] = _R["liver"]
     spine_y = -10.0 - (105.0 * s - 21.0) + 4.0
     reg[ellipse(0.0, spine_y, 17.0, 15.0)] = _R["cortical bone"]
@@ -554,19 +599,91 @@ class _Slice:
         self.B = r_ed2 * (float(fr["kappa"][s]) * _motion_weight(theta, p))
         depth = 0.0 if basal else p["trabeculation"] * (0.6 + 0.6 * zc / p["lv_length"])
         self.trab = 1.0 - depth * _trabecular(theta, p)
-        a = math.radians(p["rv_direction"])
-        d = float(fr["rv_d"][s])
-        u_rv, v_rv = u - d * math.cos(a), v - d * math.sin(a)
-        self.rho_rv = torch.sqrt(u_rv * u_rv + v_rv * v_rv)
+        # the RV crescent: angle φ from the RV's direction, its depth profile and its wall's extent
+        phi = torch.remainder(theta - math.radians(p["rv_direction"]) + math.pi, 2 * math.pi) - math.pi
+        self.rv_w = _rv_profile(phi, p)
+        self.rv_wall = _rv_taper(phi, p) * p["rv_wall"]
         z = float(fr["z"][s])
         self.fat_lv = _fat_lv(theta, p, z)
-        self.fat_rv = _fat_rv(torch.atan2(v_rv, u_rv), p, z)
+        self.fat_rv = _fat_rv(phi, p, z) * _rv_taper(phi, p)
         ring = float(fr["ring"][s])
         if ring < 1.0:   # the ring is kept around the lateral wall (θ = 0)
             self.arc = (_window_abs(theta) <= ring * math.pi).to(u.dtype)
         else:
             self.arc = None
         self.u, self.v = u, v
+
+    def rv_outer(self, fr: Mapping[str, Any], s: int, frames: Any = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame radius of the RV cavity's outer border and of its free wall's outer border."""
+        r_epi, rv_t = fr["r_epi"][s][frames], fr["rv_t"][s][frames]
+        cavity = _col(np.atleast_1d(r_epi)) + _col(np.atleast_1d(rv_t)) * self.rv_w
+        on = _col(np.clip(np.atleast_1d(rv_t) / 2.0, 0.0, 1.0))       # no RV wall where there is no RV
+        return cavity, cavity + on * self.rv_wall
+
+
+def _endo_radius(p: Mapping[str, Any], fr: Mapping[str, Any], s: int, angles: np.ndarray) -> np.ndarray:
+    """The endocardial radius r(θ, t) (mm, before trabeculation) at ``angles`` (K,): (K, T)."""
+    zc = float(np.clip(fr["z"][s], 0.0, p["lv_length"]))
+    h = p["wall"] * (1.0 - 0.35 * (zc / p["lv_length"]) ** 2)
+    pat = np.ones_like(angles) if fr["basal"][s] else _thickness_pattern(angles, p)
+    r_ed2 = np.clip(fr["R_ed"][s] - h * pat, 0.0, None) ** 2 * float(fr["has_cavity"][s])
+    keep = 1.0 - float(fr["kappa"][s]) * _motion_weight(angles, p)[:, None] * np.asarray(fr["g"])[None]
+    return np.sqrt(np.clip(r_ed2[:, None] * keep, 0.0, None))
+
+
+def _cavity_muscle(m: _Slice, p: Mapping[str, Any], fr: Mapping[str, Any], s: int, step: float) -> torch.Tensor | None:
+    """Covered fraction (T, H, W) of the muscle inside the LV cavity: the two papillary muscles and the
+    trabecular bundles, all attached to the endocardium and moving with it; ``None`` if none.
+
+    Papillary muscles (anterolateral, posteromedial at the angles ``papillary``) are ellipses with
+    tangential and radial semi-axes ``papillary_size``, from 0.2 L to 0.8 L (largest at mid-cavity),
+    their centres 0.75 radial semi-axes inside the local endocardium (a quarter is in the wall); as the
+    cavity empties their area grows as r_ED/r(t) (they shorten and thicken). Trabecular bundles are
+    discs of 0.7–1.5 mm radius 0–2 mm inside the endocardium, denser towards the apex.
+    """
+    L, z = p["lv_length"], float(fr["z"][s])
+    frac = z / L
+    if not fr["has_cavity"][s] or frac <= 0.05:
+        return None
+    T = len(fr["g"])
+    cover = torch.zeros((T,) + tuple(m.u.shape), dtype=m.u.dtype)
+
+    def blob(angle: float, centre: np.ndarray, a_t: np.ndarray, a_r: np.ndarray) -> None:
+        """Max-combine the soft ellipse (tangential a_t, radial a_r) centred at ``centre`` along ``angle``.
+
+        Computed only on the grid rows and columns its path over the frames can reach."""
+        c, sn = math.cos(angle), math.sin(angle)
+        mid = 0.5 * (float(centre.max()) + float(centre.min()))
+        reach = 0.5 * float(centre.max() - centre.min()) + float(max(a_t.max(), a_r.max())) + 2 * step
+        near = (m.u - mid * c) ** 2 + (m.v - mid * sn) ** 2 <= reach * reach          # (H, W), cheap
+        rows, cols = torch.nonzero(near.any(1)).flatten(), torch.nonzero(near.any(0)).flatten()
+        if len(rows) == 0 or len(cols) == 0:
+            return
+        box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        du, dv = m.u[box] - _col(centre * c), m.v[box] - _col(centre * sn)
+        rr, tt = du * c + dv * sn, dv * c - du * sn
+        d = torch.sqrt((rr * _col(1.0 / a_r)) ** 2 + (tt * _col(1.0 / a_t)) ** 2)
+        edge = _col(np.minimum(a_t, a_r) / step)
+        part = cover[:, box[0], box[1]]
+        torch.maximum(part, ((1.0 - d) * edge + 0.5).clamp_(0.0, 1.0), out=part)
+
+    size = math.sqrt(max(1.0 - ((frac - 0.5) / 0.3) ** 2, 0.0))
+    if size > 0.15:
+        angles = np.radians(np.asarray(p["papillary"], dtype=float))
+        r_loc = _endo_radius(p, fr, s, angles)                                   # (2, T)
+        for k, (a_t, a_r) in enumerate(p["papillary_size"]):
+            grow = np.sqrt(np.clip(r_loc[k, 0] / np.maximum(r_loc[k], 1e-3), 1.0, 2.0))
+            at, ar = a_t * size * grow, a_r * size * grow
+            blob(float(angles[k]), np.maximum(r_loc[k] - 0.75 * ar, 0.0), at, ar)
+    dense = min(max((frac - 0.05) / 0.5, 0.0), 1.0)
+    if dense > 0:
+        bundles = np.asarray(p["trabecular_bundles"], dtype=float)              # (K, 4)
+        angles = bundles[:, 0] + 0.25 * np.sin(z / 12.0 + bundles[:, 3])        # bundles twist along z
+        r_loc = _endo_radius(p, fr, s, angles)
+        for k in range(len(bundles)):
+            rad = np.full(T, bundles[k, 1] * (0.5 + 0.5 * dense))
+            blob(float(angles[k]), np.maximum(r_loc[k] - bundles[k, 2] * dense, 0.0), rad, rad)
+    return cover
 
 
 def _window_abs(theta: torch.Tensor) -> torch.Tensor:
@@ -582,7 +699,8 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
     """Signal of the beating heart painted over ``base`` (H, W) for every frame: (T, H, W).
 
     Every boundary is a ramp between its innermost and outermost radius across the slab
-    (through-slice partial volume), at least one grid step wide (in-plane partial volume).
+    (through-slice partial volume), at least one grid step wide (in-plane partial volume). Every
+    region has its tissue's signal ``sig`` (blood, myocardium, fat), nothing else.
     """
     g = _col(fr["g"])
 
@@ -595,18 +713,13 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
         return torch.addcmul(c, rho, _col(-inv_w)).clamp_(0.0, 1.0)
 
     r_epi = fr["r_epi"][s]
-    rv_r = fr["rv_R"][s]
+    rv_cavity, rv_wall = m.rv_outer(fr, s)
     v = base.expand(g.shape[0], *base.shape).clone()
     fat = torch.maximum(occ(m.rho, _col(r_epi) + m.fat_lv, fr["epi_lo"], fr["epi_hi"]),
-                        occ(m.rho_rv, _col(rv_r + _RV_WALL) + m.fat_rv, fr["rv_lo"], fr["rv_hi"]))
+                        occ(m.rho, rv_wall + m.fat_rv, fr["rv_lo"], fr["rv_hi"]))
     v.lerp_(torch.tensor(sig["fat"]), fat)
-    v.lerp_(torch.tensor(sig["myocardium"]), occ(m.rho_rv, rv_r + _RV_WALL, fr["rv_lo"], fr["rv_hi"]))
-    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho_rv, rv_r, fr["rv_lo"], fr["rv_hi"]))
-    z = float(fr["z"][s])
-    # slow flow: apical blood darker; a band along the endocardium darker still
-    apex = p["flow_apex"] * min(max(z / p["lv_length"], 0.0), 1.0) ** 2
-    blood = sig["blood"] + apex * (sig["myocardium"] - sig["blood"])
-    slow = blood + p["flow_band"] * (sig["myocardium"] - blood)
+    v.lerp_(torch.tensor(sig["myocardium"]), occ(m.rho, rv_wall, fr["rv_lo"], fr["rv_hi"]))
+    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho, rv_cavity, fr["rv_lo"], fr["rv_hi"]))
     wall = occ(m.rho, r_epi, fr["epi_lo"], fr["epi_hi"])
     if m.arc is None:
         v.lerp_(torch.tensor(sig["myocardium"]), wall)
@@ -614,30 +727,28 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
         v.lerp_(torch.tensor(sig["myocardium"]), wall * m.arc)
         v.lerp_(torch.tensor(sig["fat"]), wall * (1.0 - m.arc))
     r_endo = (m.A - m.B * g).clamp_(min=0.0).sqrt_() * m.trab
-    v.lerp_(torch.tensor(slow), occ(m.rho, r_endo, fr["endo_lo"], fr["endo_hi"]))
-    v.lerp_(torch.tensor(blood), occ(m.rho, r_endo - p["flow_band_width"], fr["endo_lo"], fr["endo_hi"]))
-    if 0.2 * p["lv_length"] <= z <= 0.75 * p["lv_length"]:
-        rm = fr["r_mean"][s]
-        rp = p["papillary_radius"] * np.sqrt(np.maximum(rm[0], 1e-3) / np.maximum(rm, 1e-3)) ** 0.5
-        for ang in p["papillary"]:
-            a = math.radians(ang)
-            cu, cv = _col(0.62 * rm * math.cos(a)), _col(0.62 * rm * math.sin(a))
-            dist = torch.sqrt((m.u - cu) ** 2 + (m.v - cv) ** 2)
-            v.lerp_(torch.tensor(sig["myocardium"]), ((_col(rp) + 0.5 * step - dist) / step).clamp_(0.0, 1.0))
+    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho, r_endo, fr["endo_lo"], fr["endo_hi"]))
+    muscle = _cavity_muscle(m, p, fr, s, step)
+    if muscle is not None:
+        v.lerp_(torch.tensor(sig["myocardium"]), muscle)
     return v
 
 
 def _labels(m: _Slice, fr: Mapping[str, Any], s: int) -> torch.Tensor:
-    """ACDC labels at the grid points for every frame: (T, H, W) uint8 (region at the slice centre)."""
+    """ACDC labels at the grid points for every frame: (T, H, W) uint8 (region at the slice centre).
+
+    Papillary muscles and trabeculae inside the endocardial contour are LV cavity (3), the clinical
+    convention; above the mitral plane, a blood pool inside less than half a ring is not labelled.
+    """
     g = _col(fr["g"])
     r_epi = _col(fr["r_epi"][s])
     inside_epi = m.rho <= r_epi
     lab = torch.zeros(inside_epi.shape, dtype=torch.uint8)
-    lab[(m.rho_rv <= _col(fr["rv_R"][s])) & ~inside_epi] = 1
-    myo = inside_epi if m.arc is None else inside_epi & (m.arc > 0)
-    lab[myo] = 2
+    lab[(m.rho <= m.rv_outer(fr, s)[0]) & ~inside_epi] = 1
+    cavity = m.rho * m.rho <= m.A - m.B * g
+    lab[(inside_epi if m.arc is None else inside_epi & (m.arc > 0)) & ~cavity] = 2
     if fr["lv_labelled"][s]:
-        lab[m.rho * m.rho <= m.A - m.B * g] = 3
+        lab[cavity] = 3
     return lab
 
 
@@ -695,10 +806,12 @@ def _setup(p: dict[str, Any]) -> dict[str, Any]:
     N, dx = p["matrix"], p["spacing"]
     # heart window (low-res pixels, even): holds the LV, RV and fat at every frame
     fat = _fat_max(p, fr["z"])
-    reach = max(float(np.max(fr["r_epi"])) + fat,
-                float(np.max(fr["rv_d"][:, None] + fr["rv_R"] + fr["rv_hi"])) + _RV_WALL + fat) + 8.0
+    reach = max(float(np.max(fr["r_epi"] + fr["epi_hi"])) + fat,
+                float(np.max(fr["r_epi"] + fr["rv_t"] + fr["rv_hi"])) + p["rv_wall"] + fat) + 8.0
     pw = min(N, 2 * int(math.ceil(reach / dx)))
-    centres = [(p["lv_centre"][0] + p["tilt"][0] * z, p["lv_centre"][1] + p["tilt"][1] * z) for z in fr["z"]]
+    # the long axis (tilted), plus each slice's own breath-hold shift
+    centres = [(p["lv_centre"][0] + p["tilt"][0] * z + sx, p["lv_centre"][1] + p["tilt"][1] * z + sy)
+               for z, (sx, sy) in zip(fr["z"], p["slice_shifts"])]
     starts = []
     for cx, cy in centres:
         ix = int(round((cx - p["fov_centre"][0]) / dx)) + N // 2 - pw // 2
@@ -707,16 +820,17 @@ def _setup(p: dict[str, Any]) -> dict[str, Any]:
     # the heart's extent at ED per slice, for the neighbours that touch it (chest wall, liver)
     near = []
     rot, e = math.radians(p["rotation"]), fr["ed"]
-    a = rot + math.radians(p["rv_direction"])
+    phi = np.linspace(-math.pi, math.pi, _N_THETA, endpoint=False)
+    ang = rot + math.radians(p["rv_direction"]) + phi
     for s, (cx, cy) in enumerate(centres):
         r_lv = float(fr["r_epi"][s, e]) + p["fat_base"]
         top, x_top = cy + r_lv, cx
-        if fr["rv_R"][s, e] > 0:
-            d = float(fr["rv_d"][s])
-            rx, ry = cx + d * math.cos(a), cy + d * math.sin(a)
-            r_rv = float(fr["rv_R"][s, e]) + _RV_WALL + p["fat_base"]
-            if ry + r_rv > top:
-                top, x_top = ry + r_rv, rx
+        if fr["rv_t"][s, e] > 0:     # the RV's outline (free wall included), the most anterior point
+            r_rv = (fr["r_epi"][s, e] + fr["rv_t"][s, e] * _rv_profile(phi, p)
+                    + p["rv_wall"] * _rv_taper(phi, p) + p["fat_base"])
+            k = int(np.argmax(cy + r_rv * np.sin(ang)))
+            if cy + r_rv[k] * math.sin(ang[k]) > top:
+                top, x_top = cy + r_rv[k] * math.sin(ang[k]), cx + r_rv[k] * math.cos(ang[k])
         near.append({"centre": (cx, cy), "r": float(fr["R_ed"][s]), "top": top, "x_top": x_top,
                      "bottom": cy - r_lv})
     sig = {}
@@ -751,10 +865,11 @@ def _anatomy_heart(m: _Slice, fr: Mapping[str, Any], s: int, base: torch.Tensor)
     """The heart's regions at ED painted over the static ``base`` (hard edges, slice centre)."""
     e = fr["ed"]
     reg = base.clone()
-    r_epi, rv_r = float(fr["r_epi"][s, e]), float(fr["rv_R"][s, e])
-    reg[(m.rho <= r_epi + m.fat_lv) | (m.rho_rv <= rv_r + _RV_WALL + m.fat_rv)] = _R["epicardial fat"]
-    reg[m.rho_rv <= rv_r + _RV_WALL] = _R["RV wall"]
-    reg[m.rho_rv <= rv_r] = _R["RV cavity"]
+    r_epi = float(fr["r_epi"][s, e])
+    rv_cavity, rv_wall = (x[0] for x in m.rv_outer(fr, s, slice(e, e + 1)))
+    reg[(m.rho <= r_epi + m.fat_lv) | (m.rho <= rv_wall + m.fat_rv)] = _R["epicardial fat"]
+    reg[m.rho <= rv_wall] = _R["RV wall"]
+    reg[m.rho <= rv_cavity] = _R["RV cavity"]
     wall = m.rho <= r_epi
     reg[wall if m.arc is None else wall & (m.arc > 0)] = _R["LV myocardium"]
     if m.arc is not None:
@@ -794,7 +909,8 @@ def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarra
         moving = moving * (1.0 - 2.0 * w) + (moving.roll(1, 0) + moving.roll(-1, 0)) * w
         clean[s, :, iy:iy + pw, ix:ix + pw] += moving
     clean.abs_()
-    # coil shading (raw Biot-Savart profile, maximum 1) and noise of C coils combined by RSS
+    # coil shading (raw Biot-Savart profile, maximum 1) and complex noise after the scanner's
+    # sensitivity-weighted (adaptive) coil combination: a Rician magnitude
     maps = coils.coil_sensitivities((N, N), p["n_coils"], coil_radius=p["coil_radius"],
                                     start_angle=p["coil_angle"], normalize=False)
     angles = p["coil_angle"] + 2 * math.pi * torch.arange(p["n_coils"], dtype=torch.float64) / p["n_coils"]
@@ -811,11 +927,8 @@ def _image_volume(p: Mapping[str, Any], st: Mapping[str, Any], labels: np.ndarra
     shape = (N, N, S, T)                            # (x, y, z, t)
     image = torch.randn(shape, generator=gen).mul_(sigma).add_(clean.permute(3, 2, 0, 1))
     del clean
-    zq = torch.randn(shape, generator=gen)
-    k = 2 * p["n_coils"] - 1                       # χ² degrees of freedom of the other channels
-    c = 2.0 / (9.0 * k)
-    chi2 = (zq.mul_(math.sqrt(c)).add_(1.0 - c)).clamp_(min=0.0).pow_(3).mul_(k)   # Wilson-Hilferty
-    image.square_().add_(chi2, alpha=sigma ** 2).sqrt_()
+    quadrature = torch.randn(shape, generator=gen).mul_(sigma)     # the imaginary part: Rician magnitude
+    image.square_().addcmul_(quadrature, quadrature).sqrt_()
     return image.numpy(), sigma
 
 
