@@ -57,6 +57,25 @@ def test_touching_labels_are_separate_objects_and_balanced_weights():
     np.testing.assert_allclose(fixed, np.array([0.5, 2.0, 3.0])[labels])
 
 
+def test_grouped_labels_are_one_object():
+    labels = np.zeros((40, 40), np.int64)
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 24)
+    labels[r <= 9] = 2                                       # a wall ...
+    labels[r <= 6] = 3                                       # ... around a cavity
+    labels[(np.hypot(yy - 20, xx - 8) <= 5)] = 1             # a separate structure 2 px away
+    separate = border_weight_map(labels)
+    grouped = border_weight_map(labels, objects=((1,), (2, 3)))
+    outer = (labels == 0) & (np.abs(r - 10) < 0.5) & (xx > 30)   # just outside the wall, far side
+    # separately, the cavity 4 px inside the wall is a "second border" all around the wall
+    assert separate[outer].min() > 4                         # (1 + 10·exp(−(d1 + d2)²/50), d1 + d2 ≈ 5–7 px)
+    assert np.allclose(grouped[outer], 1.0, atol=0.05)       # grouped: only the gap to label 1 counts
+    gap = (labels == 0) & (xx > 12) & (xx < 16) & (np.abs(yy - 20) < 1)
+    assert grouped[gap].min() > 7
+    with pytest.raises(ArgumentError, match="twice"):
+        border_weight_map(labels, objects=((1, 2), (2, 3)))
+
+
 def test_weight_map_feeds_cross_entropy():
     labels = _two_squares(2)
     w = torch.from_numpy(border_weight_map(labels))[None]

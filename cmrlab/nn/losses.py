@@ -929,6 +929,7 @@ def border_weight_map(
     sigma: float = BORDER_SIGMA,
     class_weights: str | Sequence[float] | None = None,
     background_only: bool = True,
+    objects: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
     r"""The U-Net weight map (Ronneberger et al. 2015, ``ronneberger2015unet``) of one label map.
 
@@ -938,7 +939,12 @@ def border_weight_map(
 
     ``d1`` and ``d2`` are the distances (pixels, Euclidean) from ``x`` to the nearest and the
     second-nearest **object**; the objects are the connected components of every non-zero label
-    (face-connected), so two touching structures of different labels are two objects. ``w_c`` is
+    (8-connected in 2D, 26-connected in 3D: pixels that touch at a corner are one object), so two
+    touching structures of different labels are two objects. ``objects`` groups label values into
+    one object, e.g. ``((1,), (2, 3))`` makes the LV myocardium (2) and the cavity it encloses (3)
+    one object beside the RV (1), as the cells of the U-Net paper are one object each; without it a
+    nested structure (a cavity inside its wall) is an object of its own and the border term rings
+    every thin wall. ``w_c`` is
     the class-balancing term: 1 everywhere (``class_weights=None``), ``N / (C·n_c)`` for the
     label ``c`` at ``x`` (``"balanced"``, scikit-learn's rule: ``n_c`` pixels of label ``c``, C
     labels present, N pixels), or one given weight per label value ``0 … max``. The border term
@@ -954,6 +960,7 @@ def border_weight_map(
         sigma: its width in pixels (> 0).
         class_weights: ``None``, ``"balanced"`` or a sequence with one weight per label value.
         background_only: add the border term on background pixels only.
+        objects: groups of label values that form one object (default: every label on its own).
 
     Returns:
         float32 array of the shape of ``labels``.
@@ -988,9 +995,19 @@ def border_weight_map(
                                 f"got {len(values)}")
         weights = np.asarray(values, dtype=np.float64)[y]
 
+    if objects is None:
+        groups = [(int(v),) for v in present[present > 0]]
+    else:
+        if isinstance(objects, (str, bytes)) or not isinstance(objects, Sequence):
+            raise ArgumentError(f"objects must be a sequence of label groups, e.g. ((1,), (2, 3)), got {objects!r}")
+        groups = [tuple(check_int(f"objects[{i}]", v, 1) for v in group) for i, group in enumerate(objects)]
+        flat = [v for group in groups for v in group]
+        if len(flat) != len(set(flat)):
+            raise ArgumentError(f"objects must not list a label twice, got {objects!r}")
     distances = []
-    for value in present[present > 0]:
-        components, n = ndimage.label(y == value)
+    connectivity = ndimage.generate_binary_structure(y.ndim, y.ndim)
+    for group in groups:
+        components, n = ndimage.label(np.isin(y, group), structure=connectivity)
         for k in range(1, n + 1):
             distances.append(ndimage.distance_transform_edt(components != k))
     if len(distances) >= 2:
