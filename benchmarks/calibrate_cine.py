@@ -3,16 +3,29 @@
 Two measurements on fast-size synthetic cases (128² matrix, 1.8–2.4 mm pixels, 12–20 frames, the
 settings of :func:`cmrlab.data.synthetic` for ``size="fast"``):
 
-1. **Threshold baseline** on the myocardium, over mid-ventricular ED slices: Otsu's threshold on
-   the slice; the blood pool is the bright connected component containing the true LV centre
-   (holes filled); the myocardium is the band of the true mean wall thickness h around it
-   (pixels outside the blood pool within h of it). h and the centre come from the labels, so the
-   baseline is given more than a real method would know. Target: mean Dice well below 0.7.
+1. **Threshold baseline** over mid-ventricular ED slices, given only what an operator gives a
+   semi-automatic tool: a click at the LV centre and a box around the heart (160 mm square, or the
+   whole slice). Four-class Otsu of the box (dark lung and air, muscle-like tissue, blood, fat:
+   ``skimage.filters.threshold_multiotsu``); the blood pool is the component above the second
+   threshold that holds the click (holes filled: papillary muscles are cavity, as in ACDC); the
+   myocardium is the muscle-like components that touch the blood pool. The epicardium is found from
+   the intensities alone, so wherever the chest wall, the liver (through the diaphragm) or the RV
+   free wall touch the heart through thin fat, the myocardium leaks into them: the limit of
+   intensity-based methods in the lecture on deep methods for medical image processing (Zabihollahy,
+   "Limitations of Intensity-based Methods": they "solely rely on intensity value as a
+   discriminant feature"). Target: blood-pool Dice ≥ 0.9, myocardium mean Dice ≤ 0.7 with a leak
+   (Dice < 0.6) on at least 30 % of the slices (``tests/test_cine4d.py`` holds the same).
 2. **A small 2D U-Net** (:class:`cmrlab.nn.models.UNet2D` at the registry's fast width, "same"
    padding) trained from scratch on CPU on the ED and ES slices (all slices) of ``--train``
    cases and tested on ``--test`` other cases: 3D Dice per structure (LV cavity, myocardium,
-   RV cavity) per case and phase, averaged. Target: the range the theses report on real data,
-   LV ≈ 0.90–0.95, MYO ≈ 0.80–0.90, RV ≈ 0.80–0.90 (not 0.99).
+   RV cavity) per case and phase, averaged. Target: a little below what the cardiac thesis's
+   3D U-Net reached on real data (Table 5.1, L3949–3975, medians at ED: LV 0.956, MYO 0.875,
+   RV 0.904), not 0.99: the course's bands LV 0.90–0.95, MYO 0.80–0.90, RV 0.80–0.90 (the bands
+   are this calibration's choice, not the thesis's).
+
+Measured (one thread, seed 0, 30 epochs, December 2026, after the phantom's contrast and anatomy
+revision): baseline in the 160 mm box, blood pool 0.947, myocardium 0.376 (leaks on 75 % of 24
+slices); U-Net LV 0.920, MYO 0.889, RV 0.806.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/calibrate_cine.py [--quick] [--epochs 30] [--seed 0]``.
 The numbers are deterministic for a seed on one machine (one thread); ``--quick`` trains for
@@ -28,7 +41,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from scipy import ndimage
-from skimage.filters import threshold_otsu
+from skimage.filters import threshold_multiotsu
 
 from cmrlab.nn.losses import dice_ce_loss
 from cmrlab.nn.models import UNet2D
@@ -60,29 +73,35 @@ def mid_slices(case: CineCase) -> list[int]:
     return [int(z) for z in zs[n // 3: max(n // 3 + 1, (2 * n) // 3)]]
 
 
-def otsu_baseline(image: np.ndarray, labels: np.ndarray, roi: bool = False) -> float:
-    """Myocardial Dice of the threshold baseline on one 2D slice (see the module notes).
+def threshold_baseline(image: np.ndarray, seed: tuple[int, int], box: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Blood pool and myocardium of the threshold baseline on one 2D slice (see the module notes).
 
-    ``roi=False``: Otsu's threshold of the whole slice. ``roi=True`` (kinder): the threshold of a
-    square around the true LV centre, of half-side twice the true epicardial radius, so that the
-    dark lungs and air far from the heart do not pull it down.
+    ``seed``: the operator's click (a pixel inside the LV); ``box``: the pixels whose histogram sets
+    the thresholds. Returns two boolean masks.
     """
-    lv, myo = labels == 3, labels == 2
-    centre = tuple(np.round(np.argwhere(lv).mean(0)).astype(int))
-    r_epi = np.sqrt((lv.sum() + myo.sum()) / np.pi)
-    if roi:
-        h = int(np.ceil(2 * r_epi))
-        box = image[max(centre[0] - h, 0):centre[0] + h + 1, max(centre[1] - h, 0):centre[1] + h + 1]
-        bright = image > threshold_otsu(box)
-    else:
-        bright = image > threshold_otsu(image)
-    comp, _ = ndimage.label(bright)
-    blood = ndimage.binary_fill_holes(comp == comp[centre]) if comp[centre] else np.zeros_like(bright)
-    if not blood.any():                       # the centre is dark: take the centre pixel alone
-        blood[centre] = True
-    h = r_epi - np.sqrt(lv.sum() / np.pi)                                      # pixels
-    band = (ndimage.distance_transform_edt(~blood) <= h) & ~blood
-    return dice(band, myo)
+    low, high, _ = threshold_multiotsu(image[box], classes=4)
+    comp, _ = ndimage.label(image > high)
+    blood = ndimage.binary_fill_holes(comp == comp[seed]) if comp[seed] else np.zeros(image.shape, bool)
+    blood[seed] = True
+    muscle = (image > low) & (image <= high) & ~blood
+    comp, _ = ndimage.label(muscle)
+    touching = np.unique(comp[ndimage.binary_dilation(blood) & muscle])
+    return blood, np.isin(comp, touching[touching > 0])
+
+
+def baseline_scores(case: CineCase, z: int, box_mm: float | None) -> tuple[float, float]:
+    """(blood-pool Dice, myocardium Dice) of the baseline on ED slice ``z``: the click at the true LV
+    centre, the box ``box_mm`` wide around it (``None``: the whole slice)."""
+    image, labels = case.image[:, :, z, case.ed], case.labels[:, :, z, case.ed]
+    seed = tuple(int(v) for v in np.round(np.argwhere(labels == 3).mean(0)))
+    box = np.ones(image.shape, bool)
+    if box_mm is not None:
+        h = int(round(box_mm / 2 / case.spacing[0]))
+        box[:] = False
+        box[max(seed[0] - h, 0):seed[0] + h + 1, max(seed[1] - h, 0):seed[1] + h + 1] = True
+    blood, myo = threshold_baseline(image, seed, box)
+    return dice(blood, labels == 3), dice(myo, labels == 2)
 
 
 def slices_of(case: CineCase) -> tuple[np.ndarray, np.ndarray]:
@@ -154,17 +173,19 @@ def main() -> None:
     print(f"cpus {os.cpu_count()}, torch threads {torch.get_num_threads()}")
 
     t0 = time.perf_counter()
-    scores: dict[bool, list[float]] = {False: [], True: []}
+    scores: dict[str, list[tuple[float, float]]] = {"160 mm box": [], "whole slice": []}
     for c in fast_cases(args.baseline_cases, args.seed + 1000):
         for z in mid_slices(c)[:2]:
-            for roi in (False, True):
-                scores[roi].append(otsu_baseline(c.image[:, :, z, c.ed], c.labels[:, :, z, c.ed], roi))
-    print("threshold baseline (Otsu, true LV centre, true mean wall thickness): myocardium Dice over "
-          f"{len(scores[False])} mid-ventricular ED slices (target mean <= 0.6)")
-    for roi, name in ((False, "whole slice"), (True, "heart ROI")):
-        a = np.array(scores[roi])
-        print(f"  Otsu of the {name:12s} mean {a.mean():.3f}  median {np.median(a):.3f}  "
-              f"range {a.min():.2f}-{a.max():.2f}")
+            for name, box in (("160 mm box", 160.0), ("whole slice", None)):
+                scores[name].append(baseline_scores(c, z, box))
+    print("threshold baseline (four-class Otsu, a click in the LV, nothing else) over "
+          f"{len(scores['whole slice'])} mid-ventricular ED slices (target: blood >= 0.9, myocardium "
+          "mean <= 0.7, leaks on >= 30 %)")
+    for name, rows in scores.items():
+        a = np.array(rows)
+        print(f"  Otsu of the {name:12s} blood pool mean {a[:, 0].mean():.3f}   myocardium mean "
+              f"{a[:, 1].mean():.3f} median {np.median(a[:, 1]):.3f} range {a[:, 1].min():.2f}-"
+              f"{a[:, 1].max():.2f}, leaks (Dice < 0.6) on {np.mean(a[:, 1] < 0.6):.0%}")
     if args.no_unet:
         return
     cases = list(fast_cases(args.train + args.test, args.seed))
