@@ -182,3 +182,15 @@ def test_cine_with_a_missing_slice_is_refused(tmp_path):
     sorted(series.iterdir())[5].unlink()
     with pytest.raises(FileFormatError, match="missing"):
         dicom.read_dicom_cine(series)
+
+
+def test_cine_with_uneven_slice_spacing_is_refused(tmp_path):
+    series, _, _ = _write_cine(tmp_path, np.diag([1.5, 1.25, 8.0, 1.0]))
+    cine = dicom.read_dicom_cine(series)
+    for frame in cine.frames:                      # move every frame's last slice 3 mm further
+        ds = pydicom.dcmread(frame[-1])
+        ipp = [float(v) for v in ds.ImagePositionPatient]
+        ds.ImagePositionPatient = [ipp[0], ipp[1], ipp[2] + 3.0]
+        ds.save_as(frame[-1])
+    with pytest.raises(FileFormatError, match="unevenly spaced"):
+        dicom.read_dicom_cine(series)

@@ -332,6 +332,11 @@ def _sorted_cine(folder: Path) -> tuple[list[float], list[list[tuple[Path, pydic
         positions = [r[1] for r in frame]
         if len(set(np.round(positions, 3))) != len(positions):
             raise FileFormatError(frame[0][2], "shares its slice position and trigger time with another file")
+        steps = np.diff(positions)
+        if steps.size and np.abs(steps - steps.mean()).max() > max(0.01, 0.01 * abs(steps.mean())):
+            raise FileFormatError(folder, f"its slices are unevenly spaced along the normal (steps "
+                                  f"{np.round(steps, 3).tolist()} mm): one volume with one spacing would "
+                                  "misplace them; resample or split the stack first")
     return times, [[(r[2], r[3]) for r in frame] for frame in frames]
 
 
@@ -343,8 +348,9 @@ def read_dicom_cine(folder: PathLike) -> DicomCine:
     ``SimpleITK.ImageSeriesReader`` (GDCM: it applies RescaleSlope/Intercept and takes the
     geometry from the tags), and the frames are joined along a fourth axis whose spacing is the
     mean trigger-time step (ms). Write it to NIfTI with :func:`cmrlab.data.io.write_image`.
-    Every frame must hold the same slices; each file is checked with :func:`read_dicom` when
-    SimpleITK fails on it.
+    Every frame must hold the same slices, evenly spaced along the normal (a stack with a gap
+    or an uneven step is refused: one spacing cannot describe it); each file is checked with
+    :func:`read_dicom` when SimpleITK fails on it.
     """
     import SimpleITK as sitk  # noqa: PLC0415
 
