@@ -194,3 +194,13 @@ def test_cine_with_uneven_slice_spacing_is_refused(tmp_path):
         ds.save_as(frame[-1])
     with pytest.raises(FileFormatError, match="unevenly spaced"):
         dicom.read_dicom_cine(series)
+
+
+def test_an_overlay_with_an_unknown_name_is_refused(tmp_path):
+    series, _, _ = _write_cine(tmp_path, np.diag([1.5, 1.25, 8.0, 1.0]))
+    path = dicom.read_dicom_cine(series).frames[1][0]
+    ds = pydicom.dcmread(path)
+    dicom.add_overlay(ds, np.ones((2, 2), bool), group=0x601E, description="scar")
+    ds.save_as(path)
+    with pytest.raises(FileFormatError, match="scar"):
+        dicom.read_contour_labels(series)

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -44,6 +45,9 @@ from scipy import ndimage
 from cmrlab.checks import check_int, metadata_number
 from cmrlab.data.io import PathLike, read_dicom, sitk_to_nibabel_affine
 from cmrlab.errors import ArgumentError, FileFormatError
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 __all__ = [
     "ACDC_CODES",
@@ -291,7 +295,7 @@ class DicomCine:
     (:func:`affine_from_tags`).
     """
 
-    image: object
+    image: sitk.Image
     frames: tuple[tuple[Path, ...], ...]
     trigger_times: tuple[float, ...]
     affine: np.ndarray
@@ -376,7 +380,8 @@ def read_dicom_cine(folder: PathLike) -> DicomCine:
     return DicomCine(image, tuple(tuple(p for p, _ in f) for f in frames), tuple(times), affine)
 
 
-def read_contour_labels(folder: PathLike, codes: Mapping[str, int] = ACDC_CODES):
+def read_contour_labels(folder: PathLike, codes: Mapping[str, int] = ACDC_CODES
+                        ) -> tuple[np.ndarray, int, int, dict[int, set[str]]]:
     """Label maps (X, Y, Z, T) filled from the overlay contours of a cine folder, and ED/ES.
 
     Returns ``(labels, ed, es, contoured)``: ``labels`` uint8 on the grid of
