@@ -21,10 +21,22 @@ from cmrlab.explain.gradients import (
     smoothgrad,
 )
 from cmrlab.explain.occlusion import occlusion
+from cmrlab.explain.scores import (
+    cascade_layers,
+    curve_auc,
+    deletion_curve,
+    energy_in_mask,
+    insertion_curve,
+    map_dice,
+    pointing_game,
+    randomise_weights,
+    rank_correlation,
+)
 from cmrlab.explain.targets import eval_mode, explained_score
 
 __all__ = [
-    "FeatureRecorder", "eval_mode", "explained_score", "feature_maps", "find_layer", "grad_cam",
+    "FeatureRecorder", "cascade_layers", "curve_auc", "deletion_curve", "energy_in_mask", "insertion_curve",
+    "map_dice", "pointing_game", "randomise_weights", "rank_correlation", "eval_mode", "explained_score", "feature_maps", "find_layer", "grad_cam",
     "grad_cam_pp", "gradient_x_input", "guided_backprop", "integrated_gradients", "layer_names",
     "normalise_map", "occlusion", "saliency", "smoothgrad", "upsample_map",
 ]

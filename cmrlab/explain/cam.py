@@ -15,7 +15,9 @@ For a layer with activations ``A`` (N, K, *s) and the gradient ``G = ∂S/∂A``
 Both work for 2D and 3D networks (any number of spatial axes) and for segmentation outputs by
 region. ``upsample=True`` brings the map to the input's size with (bi/tri)linear interpolation
 (``align_corners=False``, as MONAI); ``normalise=True`` scales each sample's map to [0, 1]
-(a constant map becomes 0). The result is ``(N, 1, *spatial)``.
+(a constant map becomes 0). The result is ``(N, 1, *spatial)``. A network that folds the slices of
+its 3D input into the batch (the PSPU-net reads 3-slice windows as 3 images) gets one 2D map per
+slice, stacked back into the input's shape.
 """
 from __future__ import annotations
 
@@ -75,6 +77,13 @@ def _activations_and_gradients(model: nn.Module, x: torch.Tensor, target: Target
 
 
 def _finish(cam: torch.Tensor, x: torch.Tensor, upsample: bool, normalise: bool) -> torch.Tensor:
+    n = x.shape[0]
+    if cam.shape[0] != n:
+        # a network that folds the slices of a 3D window into the batch (the PSPU-net: N·D 2D images)
+        if cam.shape[0] % n or x.ndim != cam.ndim + 1 or cam.shape[0] // n != x.shape[2]:
+            raise ArgumentError(f"the layer's batch ({cam.shape[0]}) does not match the input's ({n}), and it is "
+                                f"not the input's {x.shape[2] if x.ndim > 2 else 0} slices folded into the batch")
+        cam = cam.reshape(n, cam.shape[0] // n, 1, *cam.shape[2:]).transpose(1, 2)
     if check_bool("upsample", upsample):
         cam = upsample_map(cam, tuple(x.shape[2:]))
     if check_bool("normalise", normalise):

@@ -33,11 +33,12 @@ Target = Union[None, int, Sequence[int], torch.Tensor, Callable[[Any], torch.Ten
 
 
 def check_explain_input(x: object, name: str = "x") -> torch.Tensor:
-    """``x`` as a floating-point tensor ``(N, C, *spatial)`` with N ≥ 1 and finite values."""
+    """``x`` as a floating-point tensor ``(N, C, *spatial)`` (at least one spatial axis), N ≥ 1, finite."""
     if not isinstance(x, torch.Tensor):
         raise ArgumentError(f"{name} must be a torch.Tensor (N, C, ...), got {type(x).__name__}")
-    if x.ndim < 2 or x.shape[0] < 1:
-        raise ArgumentError(f"{name} must be a batch (N, C, ...) with N >= 1, got shape {tuple(x.shape)}")
+    if x.ndim < 3 or x.shape[0] < 1:
+        raise ArgumentError(f"{name} must be a batch of images (N, C, *spatial) with N >= 1, got shape "
+                            f"{tuple(x.shape)}")
     if not x.is_floating_point():
         raise ArgumentError(f"{name} must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
