@@ -359,3 +359,46 @@ def test_sanity_checks_pass_for_gradients_and_fail_for_guided_backprop(sanity):
     assert like_input["guided backprop"] > 0.4 > max(like_input["saliency"], like_input["smoothgrad"]), like_input
     for test in ("model", "labels"):
         assert rho["guided backprop", test] > max(rho["saliency", test], rho["smoothgrad", test]), rho
+
+
+# ------------------------------------------------------------------------------------------------
+# The viewer
+# ------------------------------------------------------------------------------------------------
+def test_explain_viewer_draws_methods_regions_and_slices(monkeypatch):
+    from cmrlab.explain.viewer import explain_viewer
+    from cmrlab.viz.explorer import Explorer
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(24, 20, 3))
+    mask = np.zeros((24, 20, 3), bool)
+    mask[5:12, 6:14] = True
+    maps = {"LV": {"Grad-CAM": rng.random((24, 20, 3)), "saliency": rng.normal(size=(24, 20, 3))},
+            "RV": {"Grad-CAM": torch.rand(1, 1, 24, 20, 3)}}
+    viewer = explain_viewer(image, maps, mask={"LV": mask})
+    assert isinstance(viewer, Explorer) and set(viewer.controls) == {"method", "region", "slice_", "alpha"}
+    for method in ("Grad-CAM", "saliency"):
+        for region in ("LV", "RV"):
+            png = viewer.png(method=method, region=region, slice_=2)
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setenv("CMRLAB_STATIC", "1")
+    html = viewer.to_html()
+    assert html.count("data:image/png") >= 2                         # one frame per method
+    flat = explain_viewer(image[:, :, 0], {"occlusion": image[:, :, 0] ** 2}, mask=mask[:, :, 0])
+    assert set(flat.controls) == {"method", "alpha"}
+    assert flat.png()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(maps={}), "non-empty"),
+    (dict(maps={"a": np.zeros((3, 3))}), "has shape"),
+    (dict(maps={"a": np.full((8, 8), np.nan)}), "NaN"),
+    (dict(maps={"a": np.zeros((8, 8))}, mask=np.zeros((4, 4))), "mask has shape"),
+    (dict(maps={"LV": {"a": np.zeros((8, 8))}}, mask={"RV": np.zeros((8, 8))}), "region 'RV'"),
+    (dict(maps={"a": np.zeros((8, 8))}, opacity=2.0), "opacity"),
+    (dict(maps={"a": "map"}), "numbers"),
+])
+def test_explain_viewer_refuses_bad_input(kwargs, message):
+    from cmrlab.explain.viewer import explain_viewer
+
+    with pytest.raises(ArgumentError, match=message):
+        explain_viewer(np.zeros((8, 8)), **kwargs)

@@ -33,10 +33,11 @@ from cmrlab.explain.scores import (
     rank_correlation,
 )
 from cmrlab.explain.targets import eval_mode, explained_score
+from cmrlab.explain.viewer import explain_viewer
 
 __all__ = [
     "FeatureRecorder", "cascade_layers", "curve_auc", "deletion_curve", "energy_in_mask", "insertion_curve",
-    "map_dice", "pointing_game", "randomise_weights", "rank_correlation", "eval_mode", "explained_score", "feature_maps", "find_layer", "grad_cam",
+    "explain_viewer", "map_dice", "pointing_game", "randomise_weights", "rank_correlation", "eval_mode", "explained_score", "feature_maps", "find_layer", "grad_cam",
     "grad_cam_pp", "gradient_x_input", "guided_backprop", "integrated_gradients", "layer_names",
     "normalise_map", "occlusion", "saliency", "smoothgrad", "upsample_map",
 ]
