@@ -1,10 +1,11 @@
 """A late gadolinium enhancement (LGE) short-axis slice with a myocardial scar, imaged through the physics.
 
 LGE imaging shows myocardial infarction as bright scar in dark, healthy myocardium. About
-10-20 minutes after a gadolinium injection the contrast agent has washed out of healthy
-myocardium but lingers in the enlarged extracellular space of scar, so scar has the shortest T1;
-an inversion-recovery sequence whose inversion time TI nulls healthy myocardium makes it black and
-leaves scar (and the blood pool, which still holds contrast) bright.
+10-20 minutes after a gadolinium injection healthy myocardium still holds some contrast agent
+(0.3 mM here), but scar holds more: its extracellular volume is larger and it washes out more
+slowly (0.7 mM), so scar has the shortest T1. An inversion-recovery sequence whose inversion time
+TI nulls healthy myocardium makes it black and leaves scar (and the blood pool, which still holds
+contrast) bright.
 
 :func:`lge_slice` draws one mid-ventricular short-axis slice and images it that way:
 
