@@ -712,14 +712,27 @@ def _draw_heart(m: _Slice, base: torch.Tensor, p: Mapping[str, Any], fr: Mapping
         c = _col((np.asarray(r) + hi[s] + 0.5 * step) * inv_w)
         return torch.addcmul(c, rho, _col(-inv_w)).clamp_(0.0, 1.0)
 
-    r_epi = fr["r_epi"][s]
-    rv_cavity, rv_wall = m.rv_outer(fr, s)
+    def occ_sum(b: np.ndarray, terms: list, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
+        """:func:`occ` of the radius b(t) + Σₖ aₖ(t)·fₖ (per-frame aₖ, per-pixel maps fₖ), built in
+        place: one (T, H, W) array, not one per term."""
+        inv_w = 1.0 / (hi[s] - lo[s] + step)
+        out = torch.addcmul(_col((b + hi[s] + 0.5 * step) * inv_w), m.rho, _col(-inv_w))
+        for a, f in terms:
+            out.addcmul_(_col(a * inv_w), f)
+        return out.clamp_(0.0, 1.0)
+
+    r_epi, rv_t = fr["r_epi"][s], fr["rv_t"][s]
+    ones = np.ones_like(r_epi)
+    # the RV's borders about the LV centre (see _Slice.rv_outer): cavity r_epi + t·w(φ), free wall
+    # outside it (none where there is no RV), epicardial fat outside that
+    cavity = [(rv_t, m.rv_w)]
+    wall_terms = cavity + [(np.clip(rv_t / 2.0, 0.0, 1.0), m.rv_wall)]
     v = base.expand(g.shape[0], *base.shape).clone()
-    fat = torch.maximum(occ(m.rho, _col(r_epi) + m.fat_lv, fr["epi_lo"], fr["epi_hi"]),
-                        occ(m.rho, rv_wall + m.fat_rv, fr["rv_lo"], fr["rv_hi"]))
+    fat = occ_sum(r_epi, [(ones, m.fat_lv)], fr["epi_lo"], fr["epi_hi"])
+    torch.maximum(fat, occ_sum(r_epi, wall_terms + [(ones, m.fat_rv)], fr["rv_lo"], fr["rv_hi"]), out=fat)
     v.lerp_(torch.tensor(sig["fat"]), fat)
-    v.lerp_(torch.tensor(sig["myocardium"]), occ(m.rho, rv_wall, fr["rv_lo"], fr["rv_hi"]))
-    v.lerp_(torch.tensor(sig["blood"]), occ(m.rho, rv_cavity, fr["rv_lo"], fr["rv_hi"]))
+    v.lerp_(torch.tensor(sig["myocardium"]), occ_sum(r_epi, wall_terms, fr["rv_lo"], fr["rv_hi"]))
+    v.lerp_(torch.tensor(sig["blood"]), occ_sum(r_epi, cavity, fr["rv_lo"], fr["rv_hi"]))
     wall = occ(m.rho, r_epi, fr["epi_lo"], fr["epi_hi"])
     if m.arc is None:
         v.lerp_(torch.tensor(sig["myocardium"]), wall)
