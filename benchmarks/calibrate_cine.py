@@ -11,9 +11,9 @@ settings of :func:`cmrlab.data.synthetic` for ``size="fast"``):
    myocardium is the muscle-like components that touch the blood pool. The epicardium is found from
    the intensities alone, so wherever the chest wall, the liver (through the diaphragm) or the RV
    free wall touch the heart through thin fat, the myocardium leaks into them: the limit of
-   intensity-based methods in the lecture on deep methods for medical image processing (Zabihollahy,
-   zabihollahy2021dlmethods, slide "Limitations of Intensity-based Methods", L70–74: they "solely rely on intensity value as a
-   discriminant feature"). Target: blood-pool Dice ≥ 0.9, myocardium mean Dice ≤ 0.7 with a leak
+   intensity-based methods in the lecture on deep methods for medical image processing
+   (zabihollahy2021dlmethods, slide "Limitations of Intensity-based Methods", L70–74: they
+   "solely rely on intensity value as a discriminant feature"). Target: blood-pool Dice ≥ 0.9, myocardium mean Dice ≤ 0.7 with a leak
    (Dice < 0.6) on at least 30 % of the slices (``tests/test_cine4d.py`` holds the same).
 2. **A small 2D U-Net** (:class:`cmrlab.nn.models.UNet2D` at the registry's fast width, "same"
    padding) trained from scratch on CPU on the ED and ES slices (all slices) of ``--train``
