@@ -429,3 +429,19 @@ def test_lungs_liver_and_chest_wall_surround_the_heart(cases):
         share = {n: np.mean(anat[ring] == names[n]) for n in ("lung", "liver", "chest wall")}
         assert share["lung"] >= 0.2, (g, share)                           # the lungs wrap it laterally
         assert share["liver"] + share["chest wall"] >= 0.05, (g, share)   # muscle-like tissue touches it
+
+
+def test_contrast_range_stated_in_the_module_notes():
+    # the notes: blood/myocardium 2.0-3.2 per case, median 2.7 (300 draws, 60 per group)
+    from cmrlab.physics import signals, tissues
+    ratios = []
+    for g in ACDC_GROUPS:
+        for seed in range(60):
+            p = cine4d._sample_params(g, seed, None, None, None, None, None, None)
+            s = {}
+            for name in ("blood", "myocardium"):
+                t = tissues.get_tissue(name, p["field_strength"])
+                s[name] = float(signals.bssfp_signal(t.PD, t.T1, t.T2, TR=p["TR"], flip=p["flip"]))
+            ratios.append(s["blood"] / s["myocardium"])
+    assert 1.95 <= min(ratios) and max(ratios) <= 3.25, (min(ratios), max(ratios))
+    assert np.median(ratios) == pytest.approx(2.7, abs=0.05)
