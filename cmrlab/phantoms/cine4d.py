@@ -51,8 +51,8 @@ How a case is made
    AV groove at the base, up to 6 mm at the apex, plus three random patches per case.
 5. **Images** through :mod:`cmrlab.physics`: every region's bSSFP signal
    (:func:`cmrlab.physics.signals.bssfp_signal`, tissues of :mod:`cmrlab.physics.tissues`, per-case
-   field strength, TR and flip angle → blood/myocardium signal ratio 2.0–3.2 per case (median 2.7 over 300 draws); flip
-   45–80° at 1.5 T, 30–55° at 3 T). Every region has its tissue's signal and nothing else (no
+   field strength, TR and flip angle → blood/myocardium signal ratio 2.0–3.2 per case, median
+   2.7 over 300 draws; flip 45–80° at 1.5 T, 30–55° at 3 T). Every region has its tissue's signal and nothing else (no
    flow darkening: the signal equation has none, and the course's chapters compute the contrast
    from it), so the blood/myocardium ratio inside the true masks is the signal equations' ratio,
    less what partial volume and the muscle inside the cavity take from it (the tests hold it
