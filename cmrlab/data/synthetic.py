@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a generator's output changes, so cached copies are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 #: Integer scale of the stored cardiac images: phantom magnitudes are fractions of the
 #: equilibrium magnetisation (≈ 0–0.3); ×10 000 gives int16 values like a scanner's.
