@@ -402,3 +402,25 @@ def test_explain_viewer_refuses_bad_input(kwargs, message):
 
     with pytest.raises(ArgumentError, match=message):
         explain_viewer(np.zeros((8, 8)), **kwargs)
+
+
+def test_recorded_maps_survive_in_place_operations_after_the_layer():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 2, 3), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = torch.randn(2, 1, 10, 10)
+    conv = feature_maps(net, x, ["0"])["0"]
+    torch.testing.assert_close(conv, net[0](x))                      # pre-ReLU, negatives kept
+    assert bool((conv < 0).any())
+    # Grad-CAM of the convolution uses its own (pre-ReLU) activations, and the output is unchanged
+    with torch.no_grad():
+        plain = net(x)
+    from cmrlab.explain.features import FeatureRecorder as Recorder
+    with Recorder(net, ["0"]), torch.no_grad():
+        torch.testing.assert_close(net(x), plain)
+    acts = net[0](x).detach()
+    xg = x.clone().requires_grad_(True)
+    a = net[0](xg)
+    (g,) = torch.autograd.grad(net[2:](torch.relu(a))[:, 1].sum(), a)
+    expected = torch.relu((g.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True))
+    torch.testing.assert_close(grad_cam(net, x, 1, layer="0", upsample=False), expected)

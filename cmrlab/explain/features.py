@@ -65,7 +65,8 @@ class FeatureRecorder:
     """Record the outputs of ``layers`` during the forward passes inside a ``with`` block.
 
     ``recorder.outputs[name]`` is the tensor of the last forward pass (the first tensor when a
-    layer returns a tuple). ``keep_graph=True`` keeps it attached to autograd (for gradients with
+    layer returns a tuple), as the layer returned it: the network continues on a copy, so an
+    in-place operation after the layer (``nn.ReLU(inplace=True)``) does not change it. ``keep_graph=True`` keeps it attached to autograd (for gradients with
     respect to it, as Grad-CAM needs); otherwise it is detached.
     """
 
@@ -84,11 +85,16 @@ class FeatureRecorder:
         return self
 
     def _hook(self, name: str):
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
             t = _first_tensor(output)
             if t is None:
                 raise ArgumentError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
             self.outputs[name] = t if self.keep_graph else t.detach()
+            # The rest of the network gets a copy, so an in-place operation after this layer (an
+            # nn.ReLU(inplace=True)) cannot overwrite what was recorded; gradients flow through it.
+            if isinstance(output, torch.Tensor):
+                return output.clone()
+            return None
         return hook
 
     def __exit__(self, *exc: Any) -> None:
