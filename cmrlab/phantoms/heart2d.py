@@ -407,8 +407,8 @@ def heart_slice_dataset(
     random angle (±30°, the heart's orientation in the field of view varies) and shifted by up to
     ±8 % of the field of view. ``frames_per_case`` frames are taken evenly over each cycle (ED
     and ES included when there are at least two). Rotation and shift are applied to the
-    magnitude image (linear) and the labels (nearest), never mirroring, which would swap LV and
-    RV. Each cine is simulated over the whole 320 mm chest and then cropped to a ``crop`` mm
+    magnitude image (linear) and the labels (nearest), never mirroring, which would put the RV on
+    the wrong side of the LV (an anatomy no patient has). Each cine is simulated over the whole 320 mm chest and then cropped to a ``crop`` mm
     square around the LV, sampled on ``matrix`` pixels (the thesis crops around the heart too).
     Deterministic for a given seed.
     """
