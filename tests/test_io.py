@@ -419,3 +419,30 @@ def test_writer_argument_errors(tmp_path):
         io.write_image(np.zeros((2, 2, 2)), tmp_path / "x.mha")
     with pytest.raises(ArgumentError, match="path"):
         io.load_nifti(42)
+
+
+def test_save_labels_like_copies_the_reference_geometry(tmp_path):
+    import nibabel as nib
+
+    from cmrlab.data.io import save_labels_like
+    from cmrlab.errors import ArgumentError
+
+    affine = np.array([[0, -1.5, 0, 90], [1.25, 0, 0, -40], [0, 0, 8, 12], [0, 0, 0, 1]], float)
+    ref = nib.Nifti1Image(np.zeros((6, 5, 4, 3), np.int16), affine)
+    ref.header.set_zooms((1.25, 1.5, 8.0, 33.3))
+    ref.set_qform(affine, code=1)
+    ref.set_sform(affine, code=2)
+    labels = np.random.default_rng(0).integers(0, 4, (6, 5, 4, 3))
+    out = save_labels_like(labels, ref, tmp_path / "seg.nii.gz")
+    back = nib.load(out)
+    assert back.get_data_dtype() == np.uint8 and np.array_equal(np.asarray(back.dataobj), labels)
+    np.testing.assert_allclose(back.affine, affine)
+    assert int(back.header["qform_code"]) == 1 and int(back.header["sform_code"]) == 2
+    np.testing.assert_allclose(back.header.get_zooms(), (1.25, 1.5, 8.0, 33.3), rtol=1e-6)
+    for bad, message in [(labels[..., 0], "shape"), (labels + 300, "0..255"), (labels - 1, "0..255"),
+                         (labels + 0.5, "whole numbers")]:
+        with pytest.raises(ArgumentError, match=message):
+            save_labels_like(bad, ref, tmp_path / "bad.nii.gz")
+    with pytest.raises(ArgumentError, match="NIfTI image"):
+        save_labels_like(labels, np.zeros((6, 5, 4, 3)), tmp_path / "bad.nii.gz")
+    assert not (tmp_path / "bad.nii.gz").exists()

@@ -391,3 +391,21 @@ def test_torch_inputs_give_the_numpy_results():
 def test_bad_input_raises_argument_error(call, message):
     with pytest.raises(ArgumentError, match=message):
         call()
+
+
+def test_foreground_dice_checks_its_tensors():
+    import torch
+
+    from cmrlab.errors import ArgumentError
+    from cmrlab.nn.metrics import foreground_dice
+
+    logits = torch.zeros(2, 3, 4, 4)
+    logits[:, 1] = 1.0
+    target = torch.ones(2, 4, 4, dtype=torch.long)
+    assert float(foreground_dice(logits, target)) == pytest.approx((1.0 + 1.0) / 2)   # class 2 absent from both
+    for bad_output, bad_target, message in [
+        (logits.numpy(), target, "tensors"), (torch.zeros(2, 1, 4, 4), target, "C >= 2"),
+        (logits, torch.ones(2, 4, 5, dtype=torch.long), "target must be"),
+    ]:
+        with pytest.raises(ArgumentError, match=message):
+            foreground_dice(bad_output, bad_target)

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 import torch
 
 from cmrlab.errors import CmrlabError, ConfigError, FileFormatError
+from cmrlab.data.splits import stratified_order
 from cmrlab.nn.metrics import dice
 from cmrlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cmrlab.train.segmentation import (
@@ -23,7 +24,6 @@ from cmrlab.train.segmentation import (
     evaluate_experiment,
     parse_overrides,
     predict_files,
-    stratified_order,
     train_experiment,
 )
 

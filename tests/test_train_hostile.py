@@ -37,12 +37,12 @@ from cmrlab.train import (
     resumable_loader,
     save_checkpoint,
 )
+from cmrlab.nn.metrics import foreground_dice
 from cmrlab.train.experiment import experiment_from_dict, load_experiment
 from cmrlab.train.segmentation import (
     RUN_KEY,
     RUN_FORMAT,
     check_run_info,
-    foreground_dice,
     parse_overrides,
     predict_files,
     predict_volume,

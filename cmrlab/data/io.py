@@ -86,6 +86,7 @@ __all__ = [
     "read_dicom",
     "read_dicom_series",
     "read_image",
+    "save_labels_like",
     "save_nifti",
     "sitk_to_nibabel_affine",
     "spacing_from_affine",
@@ -1306,6 +1307,37 @@ def save_nifti(
         img = nib.Nifti1Image(_nifti_safe_array(array), matrix)
         img.header.set_xyzt_units("mm", "sec")
     return atomic_write(path, lambda tmp: nib.save(img, os.fspath(tmp)))
+
+
+def save_labels_like(labels: np.ndarray, reference: SpatialImage, path: PathLike) -> Path:
+    """Save a label map with exactly the geometry of the NIfTI image ``reference``, atomically.
+
+    ``labels`` must have the reference's shape and hold whole numbers 0–255; it is stored as
+    ``uint8`` with scaling off. Everything else comes from the reference's header: affine, qform
+    and sform with their codes, pixdim (including a 4-D cine's time step) and units, so viewers
+    overlay the labels on the image voxel for voxel. ``path`` ends in ``.nii`` or ``.nii.gz``.
+    Returns the path written.
+    """
+    path = _as_path(path)
+    _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_labels_like")
+    if not isinstance(reference, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ArgumentError(f"reference must be a NIfTI image (nibabel), got {type(reference).__name__}")
+    arr = np.asarray(labels)
+    if arr.shape != reference.shape:
+        raise ArgumentError(f"labels have shape {arr.shape}, the reference image {reference.shape}")
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr))):
+        raise ArgumentError(f"labels must hold whole numbers, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise ArgumentError(f"labels must lie in 0..255 to be stored as uint8, got {arr.min()}..{arr.max()}")
+    header = reference.header.copy()
+    header.set_data_dtype(np.uint8)
+    seg = type(reference)(arr.astype(np.uint8), reference.affine, header=header)
+    seg.header.set_slope_inter(1.0, 0.0)
+    seg.set_qform(reference.header.get_qform(), code=int(reference.header["qform_code"]))
+    seg.set_sform(reference.header.get_sform(), code=int(reference.header["sform_code"]))
+    return atomic_write(path, lambda tmp: nib.save(seg, os.fspath(tmp)))
 
 
 def write_image(image: sitk.Image, path: PathLike, compress: bool = False) -> Path:

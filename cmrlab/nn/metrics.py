@@ -82,6 +82,7 @@ __all__ = [
     "dice",
     "dice_per_class",
     "es_ed_frames",
+    "foreground_dice",
     "frame_difference",
     "global_dice",
     "hausdorff_distance",
@@ -228,6 +229,32 @@ def _scalar_or_array(a: np.ndarray) -> Any:
 # --------------------------------------------------------------------------------------------
 # Overlap
 # --------------------------------------------------------------------------------------------
+def foreground_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean over the *foreground* classes of the hard Dice of a batch, on the device (a validation metric).
+
+    ``output`` (B, C, ...) logits or probabilities, ``target`` (B, ...) labels. The prediction is
+    ``output.argmax(1)``; class 0 (background) is left out of the mean, so a model that gets the
+    background right and misses the heart scores 0, not ``1/C``. Each class's Dice pools every
+    voxel of the batch; a class absent from both the prediction and the target counts 1. A 0-d
+    float tensor on ``output``'s device (no GPU→CPU copy); the segmentation runner's ``val_dice``.
+    """
+    if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise ArgumentError("foreground_dice takes tensors: output (B, C, ...) and target (B, ...)")
+    if output.ndim < 2 or output.shape[1] < 2:
+        raise ArgumentError(f"output must be (B, C, ...) scores with C >= 2 classes, got shape {tuple(output.shape)}")
+    if target.shape != output.shape[:1] + output.shape[2:]:
+        raise ArgumentError(f"target must be (B, ...) labels of shape {tuple(output.shape[:1] + output.shape[2:])}, "
+                            f"got {tuple(target.shape)}")
+    pred = output.argmax(1)
+    scores = []
+    for c in range(1, output.shape[1]):
+        p, t = pred == c, target == c
+        total = p.sum() + t.sum()
+        scores.append(torch.where(total > 0, 2.0 * (p & t).sum() / total.clamp(min=1), torch.ones((), device=output.device)))
+    return torch.stack(scores).float().mean()
+
+
+
 def dice(pred: ArrayLike, target: ArrayLike) -> float:
     """Dice coefficient of two binary masks (Sørensen–Dice):
 

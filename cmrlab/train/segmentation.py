@@ -88,13 +88,15 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from cmrlab.config import RunConfig, select_device, setup
 from cmrlab.data.acdc import LABELS, read_patient
 from cmrlab.data.datasets import get_dataset
-from cmrlab.data.io import load_nifti
+from cmrlab.data.io import load_nifti, save_labels_like
 from cmrlab.files import atomic_write, load_yaml, parse_yaml_text, remove_partials
 from cmrlab.data.patches import PairedAugment, SliceWindowDataset, augmentation_plan
 from cmrlab.data.preprocess import preprocess_volume
+from cmrlab.data.splits import stratified_order
 from cmrlab.checks import check_bool, check_int, check_spacing, did_you_mean, metadata_number
 from cmrlab.errors import ArgumentError, CmrlabError, ConfigError, FileFormatError
 from cmrlab.nn import metrics as _metrics
+from cmrlab.nn.metrics import foreground_dice
 from cmrlab.nn.registry import MODELS, build_model
 from cmrlab.train.callbacks import CSVLogger, ModelCheckpoint
 from cmrlab.train.checkpoint import load_checkpoint
@@ -113,13 +115,12 @@ __all__ = [
     "TrainResult",
     "check_run_info",
     "evaluate_experiment",
-    "foreground_dice",
+    "load_trained",
     "load_cases",
     "parse_overrides",
     "predict_files",
     "predict_volume",
     "split_cases",
-    "stratified_order",
     "train_experiment",
 ]
 
@@ -214,26 +215,6 @@ class SplitCases:
                 f"test cases from {self.source}")
 
 
-def stratified_order(groups: Sequence[str], seed: int = 0, stratify: bool = True) -> list[int]:
-    """An order of the case numbers ``0 … n-1`` in which every prefix holds the groups in proportion.
-
-    The cases of each group are shuffled with ``numpy.random.default_rng(seed)`` and the groups
-    (sorted by name) are then dealt in turn, one case each, until all are used. ``stratify=False``
-    gives a plain seeded shuffle.
-    """
-    rng = np.random.default_rng(seed)
-    if not stratify:
-        return [int(i) for i in rng.permutation(len(groups))]
-    by_group = {g: [int(i) for i in rng.permutation([k for k, h in enumerate(groups) if h == g])]
-                for g in sorted(set(groups))}
-    order: list[int] = []
-    while any(by_group.values()):
-        for g in sorted(by_group):
-            if by_group[g]:
-                order.append(by_group[g].pop(0))
-    return order
-
-
 def _case_data(folder: Path) -> CaseData:
     p = read_patient(folder)
     return CaseData(p.id, p.group or "unknown", p.ed_image, p.es_image, p.ed_labels, p.es_labels,
@@ -278,7 +259,7 @@ def load_cases(exp: Experiment, run: RunConfig, *, progress: bool = False) -> Sp
 def split_cases(cases: Sequence[CaseData], exp: Experiment, seed: int = 0,
                 ) -> tuple[list[CaseData], list[CaseData], list[CaseData]]:
     """(train, validation, test) with the counts of ``exp.dataset.split`` (fractions rounded, or
-    integer counts), stratified by group (:func:`stratified_order`). Training must get ≥ 1 case
+    integer counts), stratified by group (:func:`cmrlab.data.splits.stratified_order`). Training must get ≥ 1 case
     and test ≥ 1; otherwise :class:`~cmrlab.errors.ConfigError`."""
     split = exp.dataset.split
     n_train, n_val, n_test = split.counts(len(cases))
@@ -335,24 +316,6 @@ class AugmentedWindows(Dataset):
         g = torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
         out, lab = self.augment(image, label, generator=g)
         return out, lab
-
-
-def foreground_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The validation Dice of the runner: the mean over the *foreground* classes of the hard Dice.
-
-    ``output`` (B, C, ...) logits or probabilities, ``target`` (B, ...) labels. The prediction is
-    ``output.argmax(1)``; class 0 (background) is left out of the mean, so a model that gets the
-    background right and misses the heart scores 0, not ``1/C``. Each class's Dice pools every
-    voxel of the batch; a class absent from both the prediction and the target counts 1. A 0-d
-    float tensor on ``output``'s device (no GPU→CPU copy).
-    """
-    pred = output.argmax(1)
-    scores = []
-    for c in range(1, output.shape[1]):
-        p, t = pred == c, target == c
-        total = p.sum() + t.sum()
-        scores.append(torch.where(total > 0, 2.0 * (p & t).sum() / total.clamp(min=1), torch.ones((), device=output.device)))
-    return torch.stack(scores).float().mean()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -639,7 +602,17 @@ def check_run_info(path: str | os.PathLike, info: object) -> dict[str, Any]:
     return {**info, "model": {"name": name, "kwargs": kwargs}, "preprocessing": clean_pre, "seed": seed}
 
 
-def _load_run(checkpoint: str | os.PathLike, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+def load_trained(checkpoint: str | os.PathLike, device: str | torch.device | None = None,
+                 ) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of a checkpoint the runner wrote, in eval mode on ``device``, and its run metadata.
+
+    Only the checkpoint is needed: the model's name and keyword arguments come from its
+    :data:`RUN_KEY` entry (checked by :func:`check_run_info`, returned as the second value, with
+    the preprocessing inference needs). ``device``: as :func:`cmrlab.config.select_device`
+    (``None``: cuda, then mps, then cpu). A damaged checkpoint, metadata that does not build the
+    model, or weights that do not fit it are a :class:`~cmrlab.errors.FileFormatError` naming the file.
+    """
+    device = select_device(device) if not isinstance(device, torch.device) else device
     path = Path(checkpoint).expanduser()
     state = load_checkpoint(path)
     info = check_run_info(path, state.get(RUN_KEY))
@@ -831,7 +804,7 @@ def evaluate_experiment(
         raise FileFormatError(ckpt, "checkpoint not found (train first: cmrlab train ...)")
     run = setup(profile=profile, seed=0, device=device, data_root=data_root)
     exp = load_experiment(config, profile=run.profile.name, overrides=parse_overrides(overrides))
-    model, info = _load_run(ckpt, run.device)
+    model, info = load_trained(ckpt, run.device)
     if info["model"]["name"] != exp.model.name:
         raise ConfigError(f"{ckpt} holds a {info['model']['name']!r} model but {exp.name} uses "
                           f"{exp.model.name!r}; give the matching experiment")
@@ -887,10 +860,8 @@ def predict_files(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathL
     NIfTI or is damaged, or an image with fewer slices than a window; nothing is written for an
     input that fails. Returns the paths written, in input order.
     """
-    import nibabel as nib
-
     dev = select_device(device)
-    model, info = _load_run(checkpoint, dev)
+    model, info = load_trained(checkpoint, dev)
     paths = [Path(p).expanduser() for p in inputs]
     if not paths:
         raise ArgumentError("inputs: give at least one NIfTI file")
@@ -928,15 +899,6 @@ def predict_files(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathL
                     raise FileFormatError(path, str(exc)) from None
                 labels.append(lab)
         result = labels[0] if data.ndim == 3 else np.stack(labels, axis=-1)
-        header = img.header.copy()
-        header.set_data_dtype(np.uint8)
-        seg = nib.Nifti1Image(result.astype(np.uint8), img.affine, header=header) \
-            if isinstance(img, nib.Nifti1Image) else type(img)(result.astype(np.uint8), img.affine, header=header)
-        seg.header.set_slope_inter(1.0, 0.0)
-        seg.set_qform(img.header.get_qform(), code=int(img.header["qform_code"]))
-        seg.set_sform(img.header.get_sform(), code=int(img.header["sform_code"]))
         stem, suffix = _nifti_name(path)  # type: ignore[misc]
-        target = out_dir / f"{stem}_seg{suffix}"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written.append(atomic_write(target, lambda tmp, s=seg: nib.save(s, os.fspath(tmp))))
+        written.append(save_labels_like(result, img, out_dir / f"{stem}_seg{suffix}"))
     return written
