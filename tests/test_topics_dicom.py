@@ -204,3 +204,13 @@ def test_an_overlay_with_an_unknown_name_is_refused(tmp_path):
     ds.save_as(path)
     with pytest.raises(FileFormatError, match="scar"):
         dicom.read_contour_labels(series)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a DICOM file\n", b"\0" * 128 + b"DICM" + b"\x02\x00"])
+def test_a_damaged_file_in_a_cine_folder_is_named(tmp_path, content):
+    series, _, _ = _write_cine(tmp_path, np.diag([1.5, 1.25, 8.0, 1.0]))
+    bad = sorted(series.iterdir())[3]
+    bad.write_bytes(content)
+    for read in (dicom.read_dicom_cine, dicom.read_contour_labels):
+        with pytest.raises(FileFormatError, match=bad.name):
+            read(series)

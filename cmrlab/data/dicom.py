@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
+from pydicom.multival import MultiValue
 from pydicom.pixels import pack_bits
 from scipy import ndimage
 
@@ -64,6 +65,7 @@ __all__ = [
     "read_contour_labels",
     "read_dicom_cine",
     "read_overlays",
+    "tag_numbers",
 ]
 
 #: Names of the three contours a thesis case carries (OverlayDescription of their planes).
@@ -248,14 +250,24 @@ def ed_es_from_contours(contoured: Mapping[int, Iterable[str]]) -> tuple[int, in
     return with_myo[0], without[0]
 
 
-def _numbers(path: Path, ds: pydicom.Dataset, keyword: str, count: int) -> np.ndarray:
-    value = ds.get(keyword)
+def tag_numbers(path: Path, ds: pydicom.Dataset, keyword: str, count: int, default: object = None, *,
+                 positive: bool = False) -> np.ndarray:
+    """``count`` finite numbers from the DICOM tag ``keyword`` (``default`` when it is absent).
+
+    Each value is checked by :func:`cmrlab.checks.metadata_number` (NaN, inf, ``1e400``, empty
+    and non-numeric text are refused); ``positive`` also refuses values <= 0.
+    """
+    value = ds.get(keyword, default)
     if value is None:
         raise FileFormatError(path, f"lacks the {keyword} tag")
-    items = list(value) if count > 1 else [value]
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
     if len(items) != count:
-        raise FileFormatError(path, f"tag {keyword} should hold {count} numbers, it holds {len(items)}")
-    return np.array([metadata_number(path, keyword, v) for v in items], dtype=float)
+        raise FileFormatError(path, f"tag {keyword} should hold {count} number(s), it holds {len(items)}")
+    numbers = np.array([metadata_number(path, keyword if count == 1 else f"{keyword}[{k}]", v)
+                        for k, v in enumerate(items)], dtype=float)
+    if positive and np.any(numbers <= 0):
+        raise FileFormatError(path, f"tag {keyword} must hold numbers > 0, got {numbers.tolist()}")
+    return numbers
 
 
 def affine_from_tags(datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
@@ -271,9 +283,9 @@ def affine_from_tags(datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
         raise ArgumentError("datasets must hold at least one slice")
     first = datasets[0]
     path = Path(getattr(first, "filename", None) or "<dataset>")
-    iop = _numbers(path, first, "ImageOrientationPatient", 6)
-    row_spacing, col_spacing = _numbers(path, first, "PixelSpacing", 2)
-    ipp = np.array([_numbers(Path(getattr(d, "filename", None) or "<dataset>"), d, "ImagePositionPatient", 3)
+    iop = tag_numbers(path, first, "ImageOrientationPatient", 6)
+    row_spacing, col_spacing = tag_numbers(path, first, "PixelSpacing", 2, positive=True)
+    ipp = np.array([tag_numbers(Path(getattr(d, "filename", None) or "<dataset>"), d, "ImagePositionPatient", 3)
                     for d in datasets])
     x_dir, y_dir = iop[:3], iop[3:]
     if len(datasets) > 1:
@@ -321,10 +333,10 @@ def _sorted_cine(folder: Path) -> tuple[list[float], list[list[tuple[Path, pydic
     """The folder's slices grouped by TriggerTime (frames) and sorted along the slice normal."""
     records = []
     for path in _dicom_files(folder):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        iop = _numbers(path, ds, "ImageOrientationPatient", 6)
-        ipp = _numbers(path, ds, "ImagePositionPatient", 3)
-        trigger = float(metadata_number(path, "TriggerTime", ds.get("TriggerTime", 0.0)))
+        ds = read_dicom(path)          # checked: not DICOM, truncated, undecodable → FileFormatError
+        iop = tag_numbers(path, ds, "ImageOrientationPatient", 6)
+        ipp = tag_numbers(path, ds, "ImagePositionPatient", 3)
+        trigger = float(tag_numbers(path, ds, "TriggerTime", 1, 0.0)[0])
         records.append((trigger, float(ipp @ np.cross(iop[:3], iop[3:])), path, ds))
     times = sorted({r[0] for r in records})
     frames = [sorted((r for r in records if r[0] == t), key=lambda r: r[1]) for t in times]
@@ -397,8 +409,7 @@ def read_contour_labels(folder: PathLike, codes: Mapping[str, int] = ACDC_CODES
     labels = np.zeros((columns, rows, len(frames[0]), len(frames)), dtype=np.uint8)
     contoured: dict[int, set[str]] = {}
     for t, frame in enumerate(frames):
-        for z, (path, _) in enumerate(frame):
-            ds = pydicom.dcmread(path)
+        for z, (path, ds) in enumerate(frame):
             contours = {}
             for overlay in read_overlays(ds, path).values():
                 if overlay.description not in CONTOUR_NAMES:

@@ -38,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pydicom.valuerep import DSfloat
 from skimage.draw import polygon2mask
 from skimage.measure import find_contours
 
-from cmrlab.checks import check_choice, check_number, metadata_number
+from cmrlab.checks import check_choice, check_number
 from cmrlab.data import _formats as fmt
+from cmrlab.data.dicom import tag_numbers
 from cmrlab.data.io import PathLike, read_dicom, spacing_from_affine
 from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.files import atomic_write, atomic_write_text, read_text
@@ -436,26 +436,6 @@ def _locate(root_or_folder: PathLike, case_id: str | None) -> tuple[Path, Path]:
     )
 
 
-def _tag_numbers(path: Path, ds: Dataset, keyword: str, count: int, default: object = None, *,
-                 positive: bool = False) -> np.ndarray:
-    """``count`` finite numbers from the DICOM tag ``keyword`` (``default`` when it is absent).
-
-    Each value is checked by :func:`cmrlab.checks.metadata_number` (NaN, inf, ``1e400``, empty
-    and non-numeric text are refused); ``positive`` also refuses values <= 0.
-    """
-    value = ds.get(keyword, default)
-    if value is None:
-        raise FileFormatError(path, f"lacks the {keyword} tag")
-    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
-    if len(items) != count:
-        raise FileFormatError(path, f"tag {keyword} should hold {count} number(s), it holds {len(items)}")
-    numbers = np.array([metadata_number(path, keyword if count == 1 else f"{keyword}[{k}]", v)
-                        for k, v in enumerate(items)], dtype=float)
-    if positive and np.any(numbers <= 0):
-        raise FileFormatError(path, f"tag {keyword} must hold numbers > 0, got {numbers.tolist()}")
-    return numbers
-
-
 def _read_series(series_dir: Path, root: Path):
     files = sorted(p for p in series_dir.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() == ".dcm")
@@ -465,15 +445,15 @@ def _read_series(series_dir: Path, root: Path):
     reference = None
     for path in files:
         ds = read_dicom(fmt.inside_dataset(root, path))
-        iop = _tag_numbers(path, ds, "ImageOrientationPatient", 6)
-        ipp = _tag_numbers(path, ds, "ImagePositionPatient", 3)
-        pixel_spacing = _tag_numbers(path, ds, "PixelSpacing", 2, positive=True)
-        rows, columns = (int(n) for n in (*_tag_numbers(path, ds, "Rows", 1),
-                                          *_tag_numbers(path, ds, "Columns", 1)))
+        iop = tag_numbers(path, ds, "ImageOrientationPatient", 6)
+        ipp = tag_numbers(path, ds, "ImagePositionPatient", 3)
+        pixel_spacing = tag_numbers(path, ds, "PixelSpacing", 2, positive=True)
+        rows, columns = (int(n) for n in (*tag_numbers(path, ds, "Rows", 1),
+                                          *tag_numbers(path, ds, "Columns", 1)))
         geometry = (rows, columns, *np.round(iop, 4), *np.round(pixel_spacing, 4))
-        instance = int(_tag_numbers(path, ds, "InstanceNumber", 1, 0)[0])
-        trigger = float(_tag_numbers(path, ds, "TriggerTime", 1, instance)[0])
-        between = float(_tag_numbers(path, ds, "SpacingBetweenSlices", 1,
+        instance = int(tag_numbers(path, ds, "InstanceNumber", 1, 0)[0])
+        trigger = float(tag_numbers(path, ds, "TriggerTime", 1, instance)[0])
+        between = float(tag_numbers(path, ds, "SpacingBetweenSlices", 1,
                                      ds.get("SliceThickness", 1.0), positive=True)[0])
         if reference is None:
             reference = (path, geometry)
@@ -481,8 +461,8 @@ def _read_series(series_dir: Path, root: Path):
             raise FileFormatError(
                 path, f"has a different size, orientation or pixel spacing than {reference[0].name}"
             )
-        slope = float(_tag_numbers(path, ds, "RescaleSlope", 1, 1.0)[0])
-        intercept = float(_tag_numbers(path, ds, "RescaleIntercept", 1, 0.0)[0])
+        slope = float(tag_numbers(path, ds, "RescaleSlope", 1, 1.0)[0])
+        intercept = float(tag_numbers(path, ds, "RescaleIntercept", 1, 0.0)[0])
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
             pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
         if not np.all(np.isfinite(pixels)):
