@@ -424,3 +424,43 @@ def test_recorded_maps_survive_in_place_operations_after_the_layer():
     (g,) = torch.autograd.grad(net[2:](torch.relu(a))[:, 1].sum(), a)
     expected = torch.relu((g.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True))
     torch.testing.assert_close(grad_cam(net, x, 1, layer="0", upsample=False), expected)
+
+
+def test_target_none_means_the_inputs_own_class_for_every_perturbed_copy():
+    # a classifier whose bias makes class 0 win on an empty image while the inputs are class 2 or 1:
+    # the baseline, noisy, occluded and deleted copies must still be scored on the input's class
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        model[1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    x = torch.zeros(2, 1, 4, 4)
+    x[0, 0, :2] = 3.0
+    x[1, 0, 2:] = 3.0
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].weight[2, :8] = 1.0
+        model[1].weight[1, 8:] = 1.0
+        own = model(x).argmax(1)
+        assert own.tolist() == [2, 1] and model(torch.zeros_like(x)).argmax(1).tolist() == [0, 0]
+    torch.testing.assert_close(integrated_gradients(model, x, None, steps=8),
+                               integrated_gradients(model, x, own, steps=8))
+    torch.testing.assert_close(occlusion(model, x, None, window=2, stride=2), occlusion(model, x, own, window=2, stride=2))
+    torch.testing.assert_close(smoothgrad(model, x, None, n_samples=4, stdev=3.0, generator=torch.Generator().manual_seed(1)),
+                               smoothgrad(model, x, own, n_samples=4, stdev=3.0, generator=torch.Generator().manual_seed(1)))
+    _, scores_none = deletion_curve(model, x, x, None, steps=2)
+    _, scores_own = deletion_curve(model, x, x, own, steps=2)
+    torch.testing.assert_close(scores_none, scores_own)
+
+
+def test_a_shared_region_is_not_mistaken_for_per_sample_regions():
+    # two samples and a region whose first axis also has length 2: it is one (H, W) region for both
+    model = nn.Sequential(nn.Conv2d(1, 3, 1))
+    x = torch.randn(2, 1, 2, 5)
+    region = torch.zeros(2, 5, dtype=torch.bool)
+    region[0, 1:3] = True
+    whole = integrated_gradients(model, x, 1, region=region, steps=4)
+    one_by_one = torch.cat([integrated_gradients(model, x[i:i + 1], 1, region=region, steps=4) for i in range(2)])
+    torch.testing.assert_close(whole, one_by_one)
+    per_sample = torch.stack([region, ~region])
+    both = occlusion(model, x, 1, region=per_sample, window=1)
+    torch.testing.assert_close(both[1:], occlusion(model, x[1:], 1, region=~region, window=1))

@@ -25,7 +25,15 @@ from torch import nn
 
 from cmrlab.checks import check_bool, check_int, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.explain.targets import Target, check_explain_input, eval_mode, explained_score, model_device
+from cmrlab.explain.targets import (
+    Target,
+    check_explain_input,
+    eval_mode,
+    explained_score,
+    fixed_target,
+    model_device,
+    select_samples,
+)
 
 __all__ = ["saliency", "gradient_x_input", "smoothgrad", "integrated_gradients", "guided_backprop"]
 
@@ -46,21 +54,6 @@ def _grad(model: nn.Module, x: torch.Tensor, target: Target, region: object) -> 
             raise ArgumentError("the score does not depend on the input through the model (no gradient)")
         (grad,) = torch.autograd.grad(score.sum(), x)
     return grad, score.detach()
-
-
-def _repeat_target(target: Target, times: int) -> Target:
-    """``target`` for ``times`` stacked copies of the batch (sample-major, as repeat_interleave)."""
-    if target is None or isinstance(target, int) or callable(target) and not isinstance(target, torch.Tensor):
-        return target
-    t = torch.as_tensor(target)
-    return t.repeat_interleave(times) if t.ndim == 1 else target
-
-
-def _repeat_region(region: object, n: int, times: int) -> object:
-    if region is None:
-        return None
-    r = torch.as_tensor(region)
-    return r.repeat_interleave(times, dim=0) if r.shape[:1] == (n,) and n > 1 else region
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target = None, *, region: object = None,
@@ -103,30 +96,16 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: Target = None, *, regi
     noise = torch.normal(0.0, torch.full(expanded.shape, stdev, dtype=x.dtype, device=x.device),
                          generator=generator) if stdev > 0 else torch.zeros_like(expanded)
     noisy = expanded + noise
-    target_all = _repeat_target(target, n_samples)
-    region_all = _repeat_region(region, n, n_samples)
+    index = torch.arange(n, device=x.device).repeat_interleave(n_samples)      # the sample of each copy
     grads = []
     with eval_mode(model):
+        target = fixed_target(model, x, target)
         for start in range(0, noisy.shape[0], batch):
-            stop = min(start + batch, noisy.shape[0])
-            t = _slice_target(target_all, start, stop)
-            r = _slice_region(region_all, start, stop)
-            g, _ = _grad(model, noisy[start:stop], t, r)
+            t, r = select_samples(target, region, index[start:start + batch], x)
+            g, _ = _grad(model, noisy[start:start + batch], t, r)
             grads.append(g.abs() if absolute else g)
     g = torch.cat(grads)
     return g.reshape(n, n_samples, *x.shape[1:]).mean(1)
-
-
-def _slice_target(target: Target, start: int, stop: int) -> Target:
-    if isinstance(target, torch.Tensor) and target.ndim == 1:
-        return target[start:stop]
-    return target
-
-
-def _slice_region(region: object, start: int, stop: int) -> object:
-    if isinstance(region, torch.Tensor) and region.ndim >= 1 and region.shape[0] > 1:
-        return region[start:stop]
-    return region
 
 
 def _alphas(steps: int) -> Iterator[float]:
@@ -159,17 +138,13 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: Target = Non
     total = torch.zeros_like(x)
     alphas = list(_alphas(steps))
     with eval_mode(model):
+        target = fixed_target(model, x, target)
         for start in range(0, steps, per_call):
             chunk = alphas[start:start + per_call]
             a = torch.tensor(chunk, dtype=x.dtype, device=x.device).view(-1, *([1] * x.ndim))
             points = (base.unsqueeze(0) + a * (x - base).unsqueeze(0)).reshape(-1, *x.shape[1:])
             m = len(chunk)
-            t = target if not (isinstance(target, torch.Tensor) and target.ndim == 1) else target.repeat(m)
-            if isinstance(target, (list, tuple)):
-                t = torch.as_tensor(target).repeat(m)
-            r = region
-            if isinstance(region, torch.Tensor) and region.ndim >= 1 and region.shape[0] == n and n > 1:
-                r = region.repeat(m, *([1] * (region.ndim - 1)))
+            t, r = select_samples(target, region, torch.arange(n, device=x.device).repeat(m), x)
             g, _ = _grad(model, points, t, r)
             total += g.reshape(m, *x.shape).sum(0)
         attributions = (x - base) * total / steps

@@ -21,7 +21,15 @@ from torch import nn
 
 from cmrlab.checks import check_int, check_int_tuple, check_number
 from cmrlab.errors import ArgumentError
-from cmrlab.explain.targets import Target, check_explain_input, eval_mode, explained_score, model_device
+from cmrlab.explain.targets import (
+    Target,
+    check_explain_input,
+    eval_mode,
+    explained_score,
+    fixed_target,
+    model_device,
+    select_samples,
+)
 
 __all__ = ["occlusion", "window_starts"]
 
@@ -62,6 +70,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Target = None, *, windo
     total = torch.zeros((n, *spatial), dtype=x.dtype, device=x.device)
     count = torch.zeros(spatial, dtype=x.dtype, device=x.device)
     with eval_mode(model), torch.no_grad():
+        target = fixed_target(model, x, target)
         s0 = explained_score(model(x), target, region)
         for begin in range(0, len(positions), batch_size):
             chunk = positions[begin:begin + batch_size]
@@ -71,14 +80,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Target = None, *, windo
                 sl = tuple(slice(p, min(p + w, s)) for p, w, s in zip(pos, window, spatial))
                 hidden[(slice(j * n, (j + 1) * n), slice(None), *sl)] = baseline
                 slices.append(sl)
-            t = target
-            if isinstance(target, torch.Tensor) and target.ndim == 1:
-                t = target.repeat(len(chunk))
-            elif isinstance(target, (list, tuple)):
-                t = torch.as_tensor(target).repeat(len(chunk))
-            r = region
-            if isinstance(region, torch.Tensor) and region.ndim == len(spatial) + 1 and region.shape[0] == n and n > 1:
-                r = region.repeat(len(chunk), *([1] * len(spatial)))
+            t, r = select_samples(target, region, torch.arange(n, device=x.device).repeat(len(chunk)), x)
             drop = s0.repeat(len(chunk)) - explained_score(model(hidden), t, r)
             for j, sl in enumerate(slices):
                 total[(slice(None), *sl)] += drop[j * n:(j + 1) * n].view(n, *([1] * len(spatial)))

@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.stats import rankdata
 from torch import nn
 
 from cmrlab.checks import check_bool, check_int, check_number
 from cmrlab.errors import ArgumentError
 from cmrlab.explain.features import Layer, find_layer
-from cmrlab.explain.targets import Target, check_explain_input, eval_mode, explained_score, model_device
+from cmrlab.explain.targets import Target, check_explain_input, eval_mode, explained_score, fixed_target, model_device
 
 __all__ = [
     "cascade_layers", "curve_auc", "deletion_curve", "energy_in_mask", "insertion_curve", "map_dice",
@@ -144,19 +145,6 @@ def map_dice(map_: Any, mask: Any, threshold: float = 0.9, *, largest_component:
     return out
 
 
-def _rank(v: torch.Tensor) -> torch.Tensor:
-    """Average ranks (ties share their mean rank), as Spearman's correlation needs."""
-    order = torch.argsort(v)
-    ranks = torch.empty_like(v)
-    ranks[order] = torch.arange(v.numel(), dtype=v.dtype)
-    uniq, inverse = torch.unique(v, return_inverse=True)
-    if uniq.numel() < v.numel():
-        sums = torch.zeros(uniq.numel(), dtype=v.dtype).index_add_(0, inverse, ranks)
-        counts = torch.zeros(uniq.numel(), dtype=v.dtype).index_add_(0, inverse, torch.ones_like(v))
-        ranks = (sums / counts)[inverse]
-    return ranks
-
-
 def rank_correlation(a: Any, b: Any, *, absolute: bool = True) -> torch.Tensor:
     """Spearman rank correlation of two maps per sample (of their magnitudes if ``absolute``).
 
@@ -173,10 +161,10 @@ def rank_correlation(a: Any, b: Any, *, absolute: bool = True) -> torch.Tensor:
         x, y = x.abs(), y.abs()
     out = torch.empty(x.shape[0])
     for i in range(x.shape[0]):
-        rx, ry = _rank(x[i]), _rank(y[i])
+        rx, ry = rankdata(x[i].numpy()), rankdata(y[i].numpy())        # ties share their mean rank
         rx, ry = rx - rx.mean(), ry - ry.mean()
-        denominator = float(rx.norm() * ry.norm())
-        out[i] = float("nan") if denominator == 0 else float((rx * ry).sum()) / denominator
+        denominator = float(np.linalg.norm(rx) * np.linalg.norm(ry))
+        out[i] = float("nan") if denominator == 0 else float(rx @ ry) / denominator
     return out
 
 
@@ -211,6 +199,7 @@ def _curve(model: nn.Module, x: torch.Tensor, map_: Any, target: Target, region:
     fractions = torch.linspace(0.0, 1.0, steps + 1)
     scores = torch.empty(n, steps + 1)
     with eval_mode(model), torch.no_grad():
+        target = fixed_target(model, x, target)          # every curve point scores the input's class
         for j, f in enumerate(fractions.tolist()):
             count = int(round(f * voxels))
             keep = torch.zeros(n, voxels, dtype=torch.bool, device=x.device)

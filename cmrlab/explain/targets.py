@@ -26,7 +26,8 @@ from torch import nn
 
 from cmrlab.errors import ArgumentError
 
-__all__ = ["Target", "explained_score", "eval_mode", "check_explain_input", "model_device"]
+__all__ = ["Target", "check_explain_input", "eval_mode", "explained_score", "fixed_target", "model_device",
+           "select_samples"]
 
 #: What :func:`explained_score` accepts as ``target``.
 Target = Union[None, int, Sequence[int], torch.Tensor, Callable[[Any], torch.Tensor]]
@@ -136,3 +137,40 @@ def explained_score(output: Any, target: Target = None, region: object = None) -
     if region is not None:
         picked = picked * _region(region, output)
     return picked.reshape(n, -1).sum(1)
+
+
+def fixed_target(model: nn.Module, x: torch.Tensor, target: Target) -> Target:
+    """The target every perturbed copy of ``x`` is scored on.
+
+    Methods that run the model on changed inputs (noisy copies, points of an integration path,
+    occluded or partly deleted images) must keep explaining the input's own class. ``None`` is
+    therefore turned into each sample's most probable class of ``model(x)`` (for classifiers and
+    segmentation outputs; a regressor keeps ``None``); other targets are returned unchanged.
+    Call it with the model in eval mode.
+    """
+    if target is not None:
+        return target
+    with torch.no_grad():
+        output = model(x)
+    if isinstance(output, torch.Tensor) and output.ndim >= 2 and not (output.ndim == 2 and output.shape[1] == 1):
+        return _class_index(None, output.shape[0], output.shape[1], output)
+    return None
+
+
+def select_samples(target: Target, region: object, index: torch.Tensor, x: torch.Tensor) -> tuple[Target, object]:
+    """``target`` and ``region`` for a stacked batch whose item ``k`` is a copy of sample ``index[k]`` of ``x``.
+
+    Per-sample targets (one class per sample) and per-sample regions (``(N, *spatial)``, one axis
+    more than a shared ``(*spatial)`` region) are picked by ``index``; anything shared is returned
+    as it is.
+    """
+    n = x.shape[0]
+    if isinstance(target, (list, tuple)):
+        target = torch.as_tensor(target)
+    if isinstance(target, torch.Tensor) and target.ndim == 1 and target.numel() == n:
+        target = target.to(index.device)[index]
+    if region is not None:
+        r = torch.as_tensor(region)
+        if r.ndim == x.ndim - 1 and r.shape[0] == n:
+            region = r.to(index.device)[index]
+    return target, region
