@@ -44,6 +44,7 @@ from scipy import ndimage
 from skimage.filters import threshold_multiotsu
 
 from cmrlab.nn.losses import dice_ce_loss
+from cmrlab.nn.metrics import dice
 from cmrlab.nn.models import UNet2D
 from cmrlab.nn.registry import MODELS
 from cmrlab.phantoms.cine4d import ACDC_GROUPS, CineCase, cine_case
@@ -58,12 +59,6 @@ def fast_cases(n: int, seed: int) -> Iterator[CineCase]:
         rng = np.random.default_rng([s, 1])
         yield cine_case(ACDC_GROUPS[i % len(ACDC_GROUPS)], seed=s, matrix=128,
                         spacing=float(rng.uniform(1.8, 2.4)), n_frames=int(rng.integers(12, 21)))
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """2|A∩B| / (|A| + |B|) of two boolean masks (1 when both are empty)."""
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else float(2.0 * (a & b).sum() / s)
 
 
 def mid_slices(case: CineCase) -> list[int]:

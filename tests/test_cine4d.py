@@ -165,29 +165,22 @@ def test_bad_cine_cases_arguments():
         cine_cases(-1)
 
 
-def threshold_baseline(image, seed, box):
-    """The threshold baseline of benchmarks/calibrate_cine.py on one slice (the same code): four-class
-    Otsu of the ``box`` (dark lung and air, muscle-like, blood, fat); blood pool = the component above
-    the second threshold that holds the ``seed`` click, holes filled; myocardium = the muscle-like
-    components that touch the blood pool. Nothing else is given: the epicardium comes from the
-    intensities alone."""
-    from skimage.filters import threshold_multiotsu
+def _benchmark(name):
+    """A module of benchmarks/ (the threshold baseline is defined once, in calibrate_cine.py)."""
+    import importlib.util
+    from pathlib import Path
 
-    low, high, _ = threshold_multiotsu(image[box], classes=4)
-    comp, _ = ndimage.label(image > high)
-    blood = ndimage.binary_fill_holes(comp == comp[seed]) if comp[seed] else np.zeros(image.shape, bool)
-    blood[seed] = True
-    muscle = (image > low) & (image <= high) & ~blood
-    comp, _ = ndimage.label(muscle)
-    touching = np.unique(comp[ndimage.binary_dilation(blood) & muscle])
-    return blood, np.isin(comp, touching[touching > 0])
-
-
-def _dice(a, b):
-    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_threshold_baseline_finds_the_blood_pool_and_leaks_on_the_myocardium():
+    from cmrlab.nn.metrics import dice
+
+    threshold_baseline = _benchmark("calibrate_cine").threshold_baseline
     # 10 fast-size cases (two per group), two mid-ventricular ED slices each; the seed is a click at the
     # LV centre and the box a 160 mm square around it, as an operator would draw
     blood, myo, leaked_into = [], [], []
@@ -202,8 +195,8 @@ def test_threshold_baseline_finds_the_blood_pool_and_leaks_on_the_myocardium():
             box = np.zeros(image.shape, bool)
             box[max(seed[0] - h, 0):seed[0] + h + 1, max(seed[1] - h, 0):seed[1] + h + 1] = True
             b, m = threshold_baseline(image, seed, box)
-            blood.append(_dice(b, labels == 3))
-            myo.append(_dice(m, labels == 2))
+            blood.append(dice(b, labels == 3))
+            myo.append(dice(m, labels == 2))
             wrong = m & (labels != 2)
             leaked_into.append(np.isin(c.anatomy[:, :, z][wrong],
                                        [names["chest wall"], names["liver"], names["RV wall"]]).mean()
