@@ -97,7 +97,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 # train / evaluate / predict
 # --------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from cmrlab.train.segmentation import train_experiment
+    from cmrlab.train.runner import train_experiment
 
     result = train_experiment(args.config, profile=args.profile, data_root=args.data_root,
                               out=args.out, resume=args.resume, device=args.device,
@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cmrlab.train.segmentation import evaluate_experiment
+    from cmrlab.train.runner import evaluate_experiment
 
     result = evaluate_experiment(args.config, args.checkpoint, profile=args.profile,
                                  data_root=args.data_root, device=args.device, out=args.out,
@@ -117,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cmrlab.train.segmentation import predict_files
+    from cmrlab.train.runner import predict_files
 
     written = predict_files(args.checkpoint, args.inputs, out=args.out, device=args.device)
     for path in written:

@@ -80,7 +80,7 @@ def test_config_and_data_root_errors(capsys, root, tmp_path):
     assert main(["train", "cardiac-ch5-pspunet", "--profile", "full", "--device", "cpu",
                  "--data-root", str(missing), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert f"data root {missing} does not exist" in err
+    assert f"is not under the data root: {missing / 'ACDC'} does not exist" in err
     assert main(["train", "no-such-experiment", "--out", str(tmp_path / "r")]) == 2
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -150,7 +150,7 @@ def test_bad_inputs_name_the_problem(fast_run, root, tmp_path):
         predict_files(trained.checkpoint, [tmp_path / "missing.nii.gz"], out=tmp_path / "o")
     assert not (tmp_path / "o").exists()                                  # nothing written
     foreign = save_checkpoint(tmp_path / "foreign.pt", {"model": {}})
-    with pytest.raises(FileFormatError, match="foreign.pt: is not a checkpoint of cmrlab.train.segmentation"):
+    with pytest.raises(FileFormatError, match="foreign.pt: is not a checkpoint of the cmrlab runner"):
         predict_files(foreign, [tmp_path / "x.nii.gz"], out=tmp_path)
     with pytest.raises(ConfigError, match="unknown key 'foo'"):
         train_experiment(PSP, data_root=root, out=tmp_path / "r", overrides=["foo=1"])
@@ -158,7 +158,7 @@ def test_bad_inputs_name_the_problem(fast_run, root, tmp_path):
         parse_overrides(["epochs"])
     assert parse_overrides(["epochs=2", "optimizer.lr=1e-4", "dataset.preprocessing.size=[32, 32]"]) == {
         "epochs": 2, "optimizer.lr": 1e-4, "dataset.preprocessing.size": [32, 32]}
-    with pytest.raises(CmrlabError, match=r"data root .*no-such-root does not exist"):
+    with pytest.raises(CmrlabError, match=r"is not under the data root: .*no-such-root.ACDC does not exist"):
         train_experiment(PSP, profile="full", data_root=tmp_path / "no-such-root", device="cpu",
                          out=tmp_path / "r")
     empty = tmp_path / "empty-root"

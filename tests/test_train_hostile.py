@@ -39,15 +39,8 @@ from cmrlab.train import (
 )
 from cmrlab.nn.metrics import foreground_dice
 from cmrlab.train.experiment import experiment_from_dict, load_experiment
-from cmrlab.train.segmentation import (
-    RUN_KEY,
-    RUN_FORMAT,
-    check_run_info,
-    parse_overrides,
-    predict_files,
-    predict_volume,
-    train_experiment,
-)
+from cmrlab.train.runner import RUN_FORMAT, RUN_KEY, check_run_info, parse_overrides, predict_files, train_experiment
+from cmrlab.train.segmentation import predict_volume
 
 torch.set_num_threads(1)
 PSP = "cardiac-ch5-pspunet"
@@ -428,7 +421,7 @@ def test_experiment_from_dict_round_trip_and_errors():
 
 # ------------------------------------------------------------------------------------ run metadata
 def _run_info(**changes):
-    info = {"format": RUN_FORMAT, "experiment": PSP, "profile": "fast",
+    info = {"format": RUN_FORMAT, "task": "segmentation", "experiment": PSP, "profile": "fast",
             "model": {"name": "pspunet", "kwargs": {"base_filters": 2, "depth": 2}},
             "preprocessing": {"spacing": [2.75, 2.75], "size": [32, 32], "normalisation": "minmax",
                               "window": 3, "stride": 1},
@@ -446,7 +439,7 @@ def _run_info(**changes):
 
 
 @pytest.mark.parametrize("key, value, pattern", [
-    ("format", "other/1", "is not a checkpoint of cmrlab.train.segmentation"),
+    ("format", "other/1", "is not a checkpoint of the cmrlab runner"),
     ("model", "pspunet", "field 'cmrlab_run.model' must be a mapping"),
     ("model.name", 3, "field 'cmrlab_run.model.name' must be text"),
     ("model.name", "pspnet", "names the model 'pspnet', which this cmrlab does not know; did you mean 'pspunet'"),
@@ -457,7 +450,9 @@ def _run_info(**changes):
     ("preprocessing.spacing", [1.0, "2"], "must be a number, got the text '2'"),
     ("preprocessing.size", [32, 32.5], "must be a whole number"),
     ("preprocessing.size", [32, 10**9], "must lie in"),
-    ("preprocessing.normalisation", "zscore", "must be 'minmax' or 'none'"),
+    ("preprocessing.normalisation", "zscore", "must be one of minmax, minmax_per_frame, none"),
+    ("preprocessing.projection", "mean", "must be one of none, median"),
+    ("task", "segmentaton", "field 'cmrlab_run.task' must be one of segmentation, volume_regression"),
     ("preprocessing.window", _DELETE, "preprocessing.window' must be a number"),
     ("preprocessing.stride", True, "preprocessing.stride' must be a number"),
     ("seed", -3, "field 'cmrlab_run.seed' must lie in"),
@@ -470,6 +465,13 @@ def test_run_metadata_is_checked_field_by_field(tmp_path, key, value, pattern):
     assert str(tmp_path / "best.pt") in str(info.value)
     clean = check_run_info(tmp_path / "best.pt", _run_info())
     assert clean["preprocessing"]["size"] == [32, 32] and clean["seed"] == 0
+
+
+def test_checkpoints_of_the_earlier_segmentation_format_still_load(tmp_path):
+    legacy = _run_info(format="cmrlab.train.segmentation/1", task=_DELETE)
+    clean = check_run_info(tmp_path / "old.pt", legacy)
+    assert clean["task"] == "segmentation" and clean["format"] == RUN_FORMAT
+    assert clean["preprocessing"]["projection"] == "none"
 
 
 def _tiny_checkpoint(path, **changes):
@@ -507,7 +509,7 @@ def test_predict_refuses_complex_images_and_bad_spacings(tmp_path):
             predict_files(ckpt, [path], out=out, device="cpu")
     nan_image = image.copy()
     nan_image[3, 3, 2] = np.nan
-    with pytest.raises(FileFormatError, match=r"nanvox.nii.gz: image holds NaN or infinite intensities"):
+    with pytest.raises(FileFormatError, match=r"nanvox.nii.gz: holds NaN or infinite intensities"):
         predict_files(ckpt, [_nifti(tmp_path / "nanvox.nii.gz", nan_image)], out=out, device="cpu")
     assert sorted(p.name for p in out.iterdir()) == ["ok_seg.nii.gz"]      # nothing else written
     model = nn.Conv3d(1, 4, 1)
@@ -603,7 +605,7 @@ def test_resume_cleans_partials_and_refuses_a_foreign_last_checkpoint(tiny_run, 
         train_experiment(PSP, data_root=root, out=run, overrides={**TINY, "epochs": 2}, resume=True,
                          cases=trained.cases, progress=False)
     assert _snapshot(run) == before
-    state[RUN_KEY] = {"format": RUN_FORMAT, "model": "x"}
+    state[RUN_KEY] = {"format": RUN_FORMAT, "task": "segmentation", "model": "x"}
     save_checkpoint(run / "last.pt", state)
     with pytest.raises(FileFormatError, match="last.pt: field 'cmrlab_run.experiment' must be text"):
         train_experiment(PSP, data_root=root, out=run, overrides={**TINY, "epochs": 2}, resume=True,

@@ -109,13 +109,15 @@ class DatasetLocation:
     reader: ModuleType
     n_cases: int | None = None
     seed: int | None = None
+    variant: str | None = None
 
     def cases(self) -> list:
         """The cases under :attr:`path`, as the reader's ``list_cases`` returns them."""
         return list(self.reader.list_cases(self.path))
 
     def __str__(self) -> str:
-        kind = f"synthetic, {self.n_cases} cases, seed {self.seed}" if self.synthetic else "real"
+        kind = (f"synthetic{', ' + self.variant if self.variant else ''}, {self.n_cases} cases, "
+                f"seed {self.seed}" if self.synthetic else "real")
         return f"{DATASETS[self.name].title} ({kind}) at {self.path}"
 
 
@@ -147,17 +149,20 @@ def _generator(info: DatasetInfo) -> Callable[..., Any]:
 
 
 def synthetic_folder(name: str, n_cases: int, seed: int = 0, root: str | os.PathLike | None = None,
-                     size: str = "fast") -> Path:
-    """The cache folder of the synthetic ``name`` dataset with ``n_cases`` cases, ``seed`` and
-    case ``size`` (``"fast"``: laptop-sized cases, ``"full"``: the published sizes)."""
+                     size: str = "fast", variant: str | None = None) -> Path:
+    """The cache folder of the synthetic ``name`` dataset with ``n_cases`` cases, ``seed``, case
+    ``size`` (``"fast"``: laptop-sized cases, ``"full"``: the published sizes) and ``variant``
+    (``None``, or a name of :data:`cmrlab.data.synthetic.VARIANTS`)."""
     from cmrlab.data import synthetic
 
     info = dataset_info(name)
     n_cases = check_int("n_cases", n_cases, 1)
     seed = check_int("seed", seed, 0)
     size = check_choice("size", size, SIZES)
+    variant = synthetic.check_variant(info.name, variant)
     base = _data_root(root) / "synthetic" / info.folder
-    return base / f"n{n_cases}-seed{seed}-{size}-v{synthetic.GENERATOR_VERSION}"
+    tag = f"-{variant}" if variant else ""
+    return base / f"n{n_cases}-seed{seed}-{size}{tag}-v{synthetic.GENERATOR_VERSION}"
 
 
 def _is_complete(folder: Path) -> bool:
@@ -165,13 +170,14 @@ def _is_complete(folder: Path) -> bool:
 
 
 def _write(info: DatasetInfo, out: Path, n_cases: int, seed: int, size: str, progress: bool, *,
-           exist_ok_if: Callable[[Path], bool] | None = None) -> Path:
+           exist_ok_if: Callable[[Path], bool] | None = None, variant: str | None = None) -> Path:
     """Generate into a hidden sibling of ``out``, write :data:`MARKER` last, rename (atomic)."""
     from cmrlab.data import synthetic
 
     with atomic_folder(out, exist_ok_if=exist_ok_if) as tmp:
-        _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress, size=size)
-        marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed, "size": size,
+        extra = {"variant": variant} if variant else {}
+        _generator(info)(tmp, n_cases=n_cases, seed=seed, progress=progress, size=size, **extra)
+        marker = {"dataset": info.name, "n_cases": n_cases, "seed": seed, "size": size, **extra,
                   "generator_version": synthetic.GENERATOR_VERSION,
                   "note": "synthetic data made by cmrlab.phantoms; not patient data"}
         atomic_write_text(tmp / MARKER, json.dumps(marker, indent=2) + "\n")
@@ -179,12 +185,13 @@ def _write(info: DatasetInfo, out: Path, n_cases: int, seed: int, size: str, pro
 
 
 def synthesize(name: str, out: str | os.PathLike, *, n_cases: int | None = None, seed: int = 0,
-               size: str = "fast", progress: bool = True) -> Path:
+               size: str = "fast", progress: bool = True, variant: str | None = None) -> Path:
     """Write a synthetic copy of the dataset ``name`` into the new folder ``out``; return ``out``.
 
     ``out`` must not exist or be an empty folder (ArgumentError otherwise). ``n_cases`` defaults
     to the number of :data:`DATASETS` for ``size`` (``"fast"``: laptop-sized cases, ``"full"``:
-    the published sizes); ``seed`` makes the bytes reproducible. The dataset is built in a hidden
+    the published sizes); ``seed`` makes the bytes reproducible; ``variant`` picks one of
+    :data:`cmrlab.data.synthetic.VARIANTS` (``None``: the standard copy). The dataset is built in a hidden
     temporary folder beside ``out`` and renamed to ``out`` only once complete, with
     :data:`MARKER` (its parameters) inside, so an interrupted run leaves nothing behind.
     """
@@ -198,7 +205,10 @@ def synthesize(name: str, out: str | os.PathLike, *, n_cases: int | None = None,
     folder = Path(out).expanduser()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ArgumentError(f"out: {folder} exists and is not an empty folder; choose a new folder")
-    return _write(info, folder, n_cases, seed, size, progress)
+    from cmrlab.data import synthetic
+
+    variant = synthetic.check_variant(info.name, variant)
+    return _write(info, folder, n_cases, seed, size, progress, variant=variant)
 
 
 def get_dataset(
@@ -210,6 +220,8 @@ def get_dataset(
     n_cases: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    variant: str | None = None,
+    fallback: bool = True,
 ) -> DatasetLocation:
     """Find the dataset called ``name`` (``"acdc"``, ``"mnms"``, ``"sunnybrook"``, ``"iseg2017"``,
     ``"mrbrains18"``, ``"brats2021"``, ``"msd-task01"``), generating the synthetic copy if needed.
@@ -218,17 +230,25 @@ def get_dataset(
     overrides the latter. ``synthetic``: ``True`` always synthetic, ``False`` the real one or an
     error saying how to get it, ``None`` the profile's rule (module docstring). ``n_cases``: how
     many synthetic cases (default: the profile's number in :data:`DATASETS`); ``seed`` makes them
-    reproducible. The real dataset's layout is checked (``check_dataset``) before it is returned.
+    reproducible; ``variant`` picks a synthetic variant (:data:`cmrlab.data.synthetic.VARIANTS`,
+    e.g. ACDC's ``"long-cines"``; the real data has none). ``fallback=False`` turns the ``full``
+    profile's fall-back to the synthetic copy into an error saying how to get the real data (what
+    a thesis-scale training run wants). The real dataset's layout is checked (``check_dataset``)
+    before it is returned.
     """
+    from cmrlab.data import synthetic as _synthetic
+
     info = dataset_info(name)
+    variant = _synthetic.check_variant(info.name, variant)
+    fallback = check_bool("fallback", fallback)
     profile = run.profile if run is not None else get_profile(None)
     root = _data_root(data_root if data_root is not None else (run.data_root if run else None))
     seed = check_int("seed", seed, 0)
     reader = _reader(info)
     real = root / info.folder
     if synthetic is None:
-        synthetic = profile.synthetic_data or not real.exists()
-        if not profile.synthetic_data and not real.exists():
+        synthetic = profile.synthetic_data or (not real.exists() and fallback)
+        if not profile.synthetic_data and not real.exists() and fallback:
             print(f"{info.title}: no real data at {real}; using the synthetic copy "
                   f"(python {info.script} fetches the real one)")
     if not synthetic:
@@ -236,12 +256,14 @@ def get_dataset(
             raise CmrlabError(
                 f"{info.title} is not under the data root: {real} does not exist. "
                 f"Run `python {info.script} --data-root {root}` (it explains how to get it), "
-                "or ask for the synthetic copy with synthetic=True."
+                "or give the data root that holds it (--data-root DIR or $CMRLAB_DATA_ROOT), "
+                "or ask for the synthetic copy (synthetic=True, or the fast profile)."
             )
         reader.check_dataset(real)
         return DatasetLocation(info.name, real, False, reader)
     n_cases = check_int("n_cases", n_cases if n_cases is not None else info.cases[profile.name], 1)
-    folder = synthetic_folder(info.name, n_cases, seed, root, profile.name)
+    folder = synthetic_folder(info.name, n_cases, seed, root, profile.name, variant)
     if not _is_complete(folder):  # another process may finish it first: its copy is as good
-        _write(info, folder, n_cases, seed, profile.name, progress, exist_ok_if=_is_complete)
-    return DatasetLocation(info.name, folder, True, reader, n_cases, seed)
+        _write(info, folder, n_cases, seed, profile.name, progress, exist_ok_if=_is_complete,
+               variant=variant)
+    return DatasetLocation(info.name, folder, True, reader, n_cases, seed, variant)

@@ -87,6 +87,7 @@ __all__ = [
     "read_dicom_series",
     "read_image",
     "save_labels_like",
+    "save_map_like",
     "save_nifti",
     "sitk_to_nibabel_affine",
     "spacing_from_affine",
@@ -1331,13 +1332,35 @@ def save_labels_like(labels: np.ndarray, reference: SpatialImage, path: PathLike
         raise ArgumentError(f"labels must hold whole numbers, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ArgumentError(f"labels must lie in 0..255 to be stored as uint8, got {arr.min()}..{arr.max()}")
+    return _save_like(arr.astype(np.uint8), reference, path)
+
+
+def _save_like(arr: np.ndarray, reference: SpatialImage, path: Path) -> Path:
     header = reference.header.copy()
-    header.set_data_dtype(np.uint8)
-    seg = type(reference)(arr.astype(np.uint8), reference.affine, header=header)
-    seg.header.set_slope_inter(1.0, 0.0)
-    seg.set_qform(reference.header.get_qform(), code=int(reference.header["qform_code"]))
-    seg.set_sform(reference.header.get_sform(), code=int(reference.header["sform_code"]))
-    return atomic_write(path, lambda tmp: nib.save(seg, os.fspath(tmp)))
+    header.set_data_dtype(arr.dtype)
+    out = type(reference)(arr, reference.affine, header=header)
+    out.header.set_slope_inter(1.0, 0.0)
+    out.set_qform(reference.header.get_qform(), code=int(reference.header["qform_code"]))
+    out.set_sform(reference.header.get_sform(), code=int(reference.header["sform_code"]))
+    return atomic_write(path, lambda tmp: nib.save(out, os.fspath(tmp)))
+
+
+def save_map_like(values: np.ndarray, reference: SpatialImage, path: PathLike) -> Path:
+    """Save a real-valued map (a CAM, a probability map) as float32 with exactly the geometry of
+    the NIfTI image ``reference``, atomically (as :func:`save_labels_like` does for labels).
+
+    ``values`` must have the reference's shape and be finite. Returns the path written.
+    """
+    path = _as_path(path)
+    _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_map_like")
+    if not isinstance(reference, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ArgumentError(f"reference must be a NIfTI image (nibabel), got {type(reference).__name__}")
+    arr = np.asarray(values)
+    if arr.shape != reference.shape:
+        raise ArgumentError(f"values have shape {arr.shape}, the reference image {reference.shape}")
+    if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
+        raise ArgumentError("values must be finite real numbers")
+    return _save_like(arr.astype(np.float32), reference, path)
 
 
 def write_image(image: sitk.Image, path: PathLike, compress: bool = False) -> Path:

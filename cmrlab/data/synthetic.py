@@ -31,7 +31,7 @@ from cmrlab.errors import ArgumentError
 from cmrlab.viz.progress import progress as _progress
 
 __all__ = [
-    "GENERATOR_VERSION", "SUNNYBROOK_GROUPS", "write_acdc", "write_brats", "write_iseg", "write_mnms",
+    "GENERATOR_VERSION", "SUNNYBROOK_GROUPS", "VARIANTS", "write_acdc", "write_brats", "write_iseg", "write_mnms",
     "write_mrbrains18", "write_msd_task01", "write_sunnybrook",
 ]
 
@@ -48,6 +48,33 @@ BRAIN_LEVEL = 1_000.0
 #: Sunnybrook's four groups (heart failure with and without infarction, hypertrophy, normal) and
 #: the ACDC phantom group that stands in for each.
 SUNNYBROOK_GROUPS = {"HF-I": "MINF", "HF-NI": "DCM", "HYP": "HCM", "N": "NOR"}
+
+
+#: Variants of a synthetic dataset, by dataset: variant name → what it changes. The standard
+#: copy is ``None``. ``long-cines`` is the frame-detection set of the cardiac thesis's ch. 7:
+#: cycles of 20–35 frames (35 in four cases of five, like the thesis's data, L6095-6097) and a
+#: random trigger delay, so that ED falls on any frame, the last one included.
+VARIANTS: dict[str, dict[str, str]] = {
+    "acdc": {
+        "long-cines": "20–35 frames per cycle (35 in four cases of five), a trigger delay that puts "
+                      "ED on any frame (the cine is rolled in time; the cycle repeats); fast size: "
+                      "96² matrix at 2.4–3.2 mm",
+    },
+}
+
+
+def check_variant(dataset: str, variant: Any) -> str | None:
+    """``variant`` if it is one of ``dataset``'s :data:`VARIANTS` (or ``None``), else an ArgumentError."""
+    if variant is None:
+        return None
+    known = VARIANTS.get(dataset, {})
+    if not isinstance(variant, str) or variant not in known:
+        from cmrlab.checks import did_you_mean
+
+        raise ArgumentError(f"variant: the synthetic {dataset} has "
+                            f"{'the variants ' + ', '.join(sorted(known)) if known else 'no variants'}, "
+                            f"got {str(variant)[:60]!r}{did_you_mean(str(variant), known) if known else ''}")
+    return variant
 
 
 def _case_seed(seed: int, i: int) -> int:
@@ -76,22 +103,48 @@ def _cine_kwargs(case_seed: int, size: str) -> dict[str, Any]:
             "n_frames": int(rng.integers(12, 21))}
 
 
-def _cine_cases(n: int, seed: int, size: str, groups: tuple[str, ...]) -> Iterator[tuple[int, Any]]:
+def _long_cine(group: str, case_seed: int, size: str) -> Any:
+    """A case of the ``long-cines`` variant: 20–35 frames, rolled by a random trigger delay."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from cmrlab.phantoms import cine_case
+
+    rng = np.random.default_rng([case_seed, 2])
+    n_frames = 35 if rng.random() < 0.8 else int(rng.integers(20, 35))
+    spacing = float(rng.uniform(2.4, 3.2))
+    delay = int(rng.integers(0, n_frames))          # ED lands on frame `delay`: any frame, the last too
+    kwargs = {"matrix": 96, "spacing": spacing} if size == "fast" else {}
+    case = cine_case(group, seed=case_seed, n_frames=n_frames, **kwargs)
+    params = dict(case.params)
+    params["trigger_delay"] = delay
+    return dataclasses.replace(
+        case, image=np.roll(case.image, delay, axis=3), labels=np.roll(case.labels, delay, axis=3),
+        ed=(case.ed + delay) % n_frames, es=(case.es + delay) % n_frames,
+        volumes=MappingProxyType({k: np.roll(v, delay) for k, v in case.volumes.items()}),
+        params=MappingProxyType(params))
+
+
+def _cine_cases(n: int, seed: int, size: str, groups: tuple[str, ...],
+                variant: str | None = None) -> Iterator[tuple[int, Any]]:
     from cmrlab.phantoms import cine_case
 
     for i in range(n):
         s = _case_seed(seed, i)
-        yield i, cine_case(groups[i % len(groups)], seed=s, **_cine_kwargs(s, size))
+        if variant == "long-cines":
+            yield i, _long_cine(groups[i % len(groups)], s, size)
+        else:
+            yield i, cine_case(groups[i % len(groups)], seed=s, **_cine_kwargs(s, size))
 
 
 def _stored_image(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(image * CARDIAC_SCALE), 0, np.iinfo(np.int16).max).astype(np.int16)
 
 
-def _truth(case: Any, seed: int, i: int, size: str) -> dict[str, Any]:
+def _truth(case: Any, seed: int, i: int, size: str, variant: str | None = None) -> dict[str, Any]:
     return {
         "generator": "cmrlab.phantoms.cine_case", "generator_version": GENERATOR_VERSION,
-        "dataset_seed": seed, "case_index": i, "size": size,
+        "dataset_seed": seed, "case_index": i, "size": size, **({"variant": variant} if variant else {}),
         "image_scale": CARDIAC_SCALE,
         "volumes_ml": {k: [round(float(v), 4) for v in vals] for k, vals in case.volumes.items()},
         "label_volumes_ml": {k: [round(float(v), 4) for v in vals]
@@ -104,21 +157,23 @@ def _truth(case: Any, seed: int, i: int, size: str) -> dict[str, Any]:
 
 
 def write_acdc(out: str | os.PathLike, *, n_cases: int, seed: int = 0, progress: bool = True,
-               size: str = "fast") -> Path:
+               size: str = "fast", variant: str | None = None) -> Path:
     """Write ``n_cases`` synthetic ACDC patients under ``out`` (the ``ACDC`` folder).
 
     As in ACDC: two thirds (rounded up) in ``database/training`` as patient001…, the rest in
     ``database/testing`` from patient101 on; the five groups in turn; labels at ED and ES in
     ``_gt`` files. The phantom's labels for *every* frame and its exact volumes go to the
     ``cmrlab_labels4d`` and ``cmrlab_truth.json`` files that real ACDC does not have.
+    ``variant``: ``None`` or a name of :data:`VARIANTS` ``["acdc"]`` (``"long-cines"``).
     """
     from cmrlab.data import acdc
     from cmrlab.phantoms import ACDC_GROUPS
 
     out, n_cases, seed, size = _check(out, n_cases, seed, size)
+    variant = check_variant("acdc", variant)
     n_train = math.ceil(n_cases * 2 / 3)
-    with _bar(n_cases, "synthetic ACDC", progress) as bar:
-        for i, case in _cine_cases(n_cases, seed, size, ACDC_GROUPS):
+    with _bar(n_cases, "synthetic ACDC" + (f" ({variant})" if variant else ""), progress) as bar:
+        for i, case in _cine_cases(n_cases, seed, size, ACDC_GROUPS, variant):
             split, number = ("training", i + 1) if i < n_train else ("testing", 101 + i - n_train)
             ed, es = case.ed + 1, case.es + 1
             acdc.write_patient(
@@ -126,7 +181,7 @@ def write_acdc(out: str | os.PathLike, *, n_cases: int, seed: int = 0, progress:
                 {ed: case.labels[..., case.ed], es: case.labels[..., case.es]}, case.spacing,
                 ed=ed, es=es, group=case.group, height=round(case.height, 1),
                 weight=round(case.weight, 1), split=split, affine=case.affine,
-                all_frame_labels=case.labels, truth=_truth(case, seed, i, size),
+                all_frame_labels=case.labels, truth=_truth(case, seed, i, size, variant),
                 time_step=case.temporal_resolution,
             )
             bar.update(1)

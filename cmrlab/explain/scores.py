@@ -38,6 +38,7 @@ from torch import nn
 
 from cmrlab.checks import check_bool, check_int, check_number
 from cmrlab.errors import ArgumentError
+from cmrlab.nn.metrics import thresholded_dice
 from cmrlab.explain.features import Layer, find_layer
 from cmrlab.explain.targets import Target, check_explain_input, eval_mode, explained_score, fixed_target, model_device
 
@@ -132,16 +133,8 @@ def map_dice(map_: Any, mask: Any, threshold: float = 0.9, *, largest_component:
             raise ArgumentError(f"dilation must give one size per spatial axis ({len(spatial)}), got {dilation}")
     out = torch.empty(n)
     for i in range(n):
-        pred = (m[i] > threshold).numpy()
-        if largest_component and pred.any():
-            labels, count = ndimage.label(pred, ndimage.generate_binary_structure(pred.ndim, pred.ndim))
-            sizes = ndimage.sum_labels(pred, labels, range(1, count + 1))
-            pred = labels == (int(np.argmax(sizes)) + 1)
-        if dilation is not None and pred.any():
-            pred = ndimage.binary_dilation(pred, np.ones(dilation, dtype=bool))
-        truth = k[i].numpy()
-        total = pred.sum() + truth.sum()
-        out[i] = 1.0 if total == 0 else float(2.0 * (pred & truth).sum() / total)
+        out[i] = thresholded_dice(m[i].numpy(), k[i].numpy(), threshold,
+                                  largest_component=largest_component, dilation=dilation)
     return out
 
 

@@ -126,6 +126,7 @@ __all__ = [
     "DiceCELoss",
     "DiceLoss",
     "FocalLoss",
+    "FrameCrossEntropyLoss",
     "FrameWeightedCrossEntropyLoss",
     "GeneralizedDiceLoss",
     "TverskyLoss",
@@ -138,6 +139,7 @@ __all__ = [
     "dice_ce_loss",
     "dice_loss",
     "focal_loss",
+    "frame_cross_entropy",
     "frame_weighted_cross_entropy",
     "generalized_dice_loss",
     "l1_activity",
@@ -917,6 +919,56 @@ def frame_weighted_cross_entropy(
     return _reduce(loss, reduction)
 
 
+def frame_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    *,
+    activation: Literal["softmax", "none"] = "softmax",
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Cross-entropy *across the frames*: the loss of the thesis's future-work head (L6832-6858).
+
+    Each event channel ``e`` (ES, ED) of ``input`` is one distribution over the ``T`` frames
+    (a softmax along time, :class:`~cmrlab.nn.models.frame_detector.FrameDetector` with
+    ``head="frames"``), and the loss of a sequence is ``− Σ_e log p_e(t_e)``, with ``t_e`` the true
+    frame of the event: one ES and one ED frame per sequence by construction.
+
+    Args:
+        input: ``(N, E, T)`` scores, logits (``activation="softmax"``, taken along T) or
+            probabilities that sum to 1 along T (``"none"``; clipped to [1e-7, 1] before the log).
+        target: frame indices ``(N, E)``, or one-hot frame labels ``(N, C, T)`` with the events on
+            the first ``E`` channels (the thesis's order ES, ED, background); each event channel
+            must mark exactly one frame.
+        reduction: over the batch: ``"mean"``, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    """
+    reduction = check_choice("reduction", reduction, _REDUCTIONS)
+    activation = check_choice("activation", activation, ("softmax", "none"))
+    if not isinstance(input, Tensor) or not isinstance(target, Tensor):
+        raise ArgumentError("frame_cross_entropy takes tensors: input (N, E, T) and target (N, E) or (N, C, T)")
+    if input.ndim != 3 or not input.is_floating_point():
+        raise ArgumentError(f"input must be floating-point scores (N, E, T), got {tuple(input.shape)} {input.dtype}")
+    n, events, frames = input.shape
+    if target.ndim == 3:
+        if target.shape[0] != n or target.shape[2] != frames or target.shape[1] < events:
+            raise ArgumentError(f"one-hot target must be (N, C >= {events}, T) = ({n}, ≥{events}, {frames}), "
+                                f"got {tuple(target.shape)}")
+        marked = target[:, :events]
+        if debug_checks_enabled() and not bool(((marked == 0) | (marked == 1)).all() and (marked.sum(dim=2) == 1).all()):
+            raise ArgumentError("target: each event channel must mark exactly one frame with 1 (one-hot over frames)")
+        target = marked.argmax(dim=2)
+    elif target.shape != (n, events) or target.is_floating_point():
+        raise ArgumentError(f"target must be frame indices (N, E) = ({n}, {events}) or one-hot (N, C, T), "
+                            f"got {tuple(target.shape)} {target.dtype}")
+    elif debug_checks_enabled() and not bool(((target >= 0) & (target < frames)).all()):
+        raise ArgumentError(f"target frame indices must lie in 0..{frames - 1}")
+    if activation == "softmax":
+        log_p = input.log_softmax(dim=2)
+    else:
+        log_p = input.clamp(1e-7, 1.0).log()
+    picked = log_p.gather(2, target.long().unsqueeze(2)).squeeze(2)          # (N, E)
+    return _reduce(-picked.sum(dim=1), reduction)
+
+
 #: Ronneberger et al. (2015)'s constants of the U-Net border weight map: w0 = 10, σ ≈ 5 pixels.
 BORDER_W0: float = 10.0
 BORDER_SIGMA: float = 5.0
@@ -1273,6 +1325,12 @@ class FrameWeightedCrossEntropyLoss(_LossModule, function=frame_weighted_cross_e
         if name == "background_index":
             return check_int(name, value, 0)
         return super()._check(name, value, options)
+
+
+class FrameCrossEntropyLoss(_LossModule, function=frame_cross_entropy):
+    """Module form of :func:`frame_cross_entropy` (softmax across the frames; the thesis's future work)."""
+
+    _activations = ("softmax", "none")
 
 
 class VolumeRegressionLoss(_LossModule, function=volume_regression_loss, tensors=5, call_only=("return_terms",)):

@@ -80,6 +80,8 @@ __all__ = [
     "brain_dice",
     "cardiac_function",
     "dice",
+    "largest_component",
+    "thresholded_dice",
     "dice_per_class",
     "es_ed_frames",
     "foreground_dice",
@@ -253,6 +255,53 @@ def foreground_dice(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         scores.append(torch.where(total > 0, 2.0 * (p & t).sum() / total.clamp(min=1), torch.ones((), device=output.device)))
     return torch.stack(scores).float().mean()
 
+
+
+def largest_component(mask: ArrayLike) -> np.ndarray:
+    """The largest connected object of a binary ``mask`` (full connectivity: faces, edges and
+    corners touch), as a boolean array of the same shape; an empty mask stays empty."""
+    from scipy import ndimage
+
+    mask = np.asarray(mask).astype(bool)
+    if not mask.any():
+        return mask
+    labels, count = ndimage.label(mask, ndimage.generate_binary_structure(mask.ndim, mask.ndim))
+    sizes = ndimage.sum_labels(mask, labels, range(1, count + 1))
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+_largest_component = largest_component      # thresholded_dice's keyword of the same name hides it
+
+
+def thresholded_dice(map_: ArrayLike, mask: ArrayLike, threshold: float = 0.9, *,
+                     largest_component: bool = True, dilation: Sequence[int] | None = None) -> float:
+    """Dice of ``map_ > threshold`` with the binary ``mask`` (arrays of one shape).
+
+    The cardiac thesis scores its sigmoid CAM this way (ch. 6, L5070-5101): threshold 0.9, keep
+    the largest connected object (:func:`largest_component`; the one the scanning module used),
+    then optionally grow it with a box of ``dilation`` voxels per axis (its 5×5×1 post-processing
+    is ``(5, 5, 1)`` for an (X, Y, Z) map). Both empty: 1. :func:`cmrlab.explain.scores.map_dice`
+    applies it to a batch.
+    """
+    from scipy import ndimage
+
+    m = _to_numpy(map_, "map_").astype(np.float64)
+    truth = _binary(mask, "mask")
+    _same_shape(m, truth, ("map_", "mask"))
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise ArgumentError(f"threshold must be a finite number, got {threshold!r}")
+    pred = m > threshold
+    if largest_component:
+        pred = _largest_component(pred)
+    if dilation is not None:
+        size = tuple(int(d) for d in dilation)
+        if len(size) != m.ndim or any(d < 1 for d in size):
+            raise ArgumentError(f"dilation must give one size >= 1 per axis ({m.ndim}), got {tuple(dilation)}")
+        if pred.any():
+            pred = ndimage.binary_dilation(pred, np.ones(size, dtype=bool))
+    total = int(pred.sum() + truth.sum())
+    return 1.0 if total == 0 else float(2.0 * (pred & truth).sum() / total)
 
 
 def dice(pred: ArrayLike, target: ArrayLike) -> float:

@@ -62,6 +62,8 @@ __all__ = [
     "PreprocessingConfig",
     "SourceConfig",
     "SplitConfig",
+    "TASKS",
+    "TaskSpec",
     "experiment_from_dict",
     "list_experiments",
     "load_experiment",
@@ -76,6 +78,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "dice": _losses.DiceLoss,
     "dice_ce": _losses.DiceCELoss,
     "focal": _losses.FocalLoss,
+    "frame_cross_entropy": _losses.FrameCrossEntropyLoss,
     "frame_weighted_cross_entropy": _losses.FrameWeightedCrossEntropyLoss,
     "generalized_dice": _losses.GeneralizedDiceLoss,
     "tversky": _losses.TverskyLoss,
@@ -94,9 +97,50 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 #: Cine frames a dataset or an evaluation may name.
 FRAMES = ("ED", "ES")
 
-#: Metric names an evaluation may list (functions of :mod:`cmrlab.nn.metrics`).
+#: Metric names a segmentation evaluation may list (functions of :mod:`cmrlab.nn.metrics`).
 EVALUATION_METRICS = ("dice_per_class", "mean_dice", "global_dice", "relative_volume_error",
                       "hd95", "average_surface_distance")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task of the runner (:mod:`cmrlab.train.runner`) accepts in an experiment.
+
+    ``models`` and ``losses``: the names it can train (``None``: any model not claimed by another
+    task); ``metrics``: the names ``evaluation.metrics`` may list; ``options``: the keys of
+    ``evaluation.options`` with their defaults; ``frames``: the frames ``dataset.frames`` may name.
+    """
+
+    title: str
+    models: tuple[str, ...] | None
+    losses: tuple[str, ...]
+    metrics: tuple[str, ...]
+    options: Mapping[str, float] = field(default_factory=dict)
+    frames: tuple[str, ...] = ("ED", "ES")
+    projections: tuple[str, ...] = ("none",)
+
+
+#: The tasks an experiment may name in ``task`` (one runner serves them all).
+TASKS: dict[str, TaskSpec] = {
+    "segmentation": TaskSpec(
+        "segmentation (cardiac thesis ch. 5)", None,
+        ("cross_entropy", "dice", "dice_ce", "focal", "generalized_dice", "tversky"),
+        EVALUATION_METRICS),
+    "volume_regression": TaskSpec(
+        "LV volume regression from volume-only labels (cardiac thesis ch. 6)", ("regression_unet",),
+        ("volume_regression",),
+        ("volume_error", "pearson_r", "linear_fit", "bland_altman", "cam_dice"),
+        {"cam_threshold": 0.9, "dilation": 5}, frames=("ED",)),
+    "frame_detection": TaskSpec(
+        "ES/ED frame detection (cardiac thesis ch. 7)", ("frame_detector",),
+        ("frame_weighted_cross_entropy", "weighted_dice", "frame_cross_entropy"),
+        ("frame_difference", "relative_frame_difference"),
+        {"central_threshold": 0.9}, projections=("median",)),
+}
+
+#: Preprocessing choices: intensity normalisation and the reduction of the slices of a cine.
+NORMALISATIONS = ("minmax", "minmax_per_frame", "none")
+PROJECTIONS = ("none", "median")
 
 
 
@@ -129,25 +173,31 @@ class SplitConfig:
 @dataclass(frozen=True)
 class PreprocessingConfig:
     """In-plane ``spacing`` (mm) and ``size`` (pixels) after resampling and crop/pad,
-    ``normalisation`` ("minmax" or "none"), slice windows of ``window`` slices every ``stride``."""
+    ``normalisation`` ("minmax" over the volume, "minmax_per_frame" over each frame of a cine, or
+    "none"), slice windows of ``window`` slices every ``stride`` (segmentation), and the
+    ``projection`` of a cine's slices to one image per frame ("median" over the 2nd to the
+    penultimate slice, frame detection; "none")."""
 
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0])
     size: list[int] = field(default_factory=lambda: [176, 176])
     normalisation: str = "minmax"
     window: int = 3
     stride: int = 1
+    projection: str = "none"
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
     """The data: dataset ``name`` (a key of :data:`cmrlab.data.datasets.DATASETS`), ``frames`` trained on, ``split``, ``preprocessing``;
-    ``n_cases`` limits the number of cases (None: all; the fast profile uses few synthetic ones)."""
+    ``n_cases`` limits the number of cases (None: all; the fast profile uses few synthetic ones);
+    ``synthetic_variant`` names a variant of the synthetic copy (:data:`cmrlab.data.synthetic.VARIANTS`)."""
 
     name: str
     frames: list[str]
     split: SplitConfig
     preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
     n_cases: Union[int, None] = None
+    synthetic_variant: Union[str, None] = None
 
 
 @dataclass(frozen=True)
@@ -177,9 +227,14 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """Random in-plane transforms (:class:`cmrlab.data.patches.PairedAugment`): ``rotation`` and
-    ``shear`` in degrees, ``zoom`` (factor 1 ± zoom); ``extra`` windows made offline, each source
-    window used at most ``max_uses`` times (thesis: 6295 extra, 4)."""
+    """Random in-plane transforms (:class:`cmrlab.data.augment.RandomAugment`): ``rotation`` and
+    ``shear`` in degrees, ``zoom`` (factor 1 ± zoom), ``shift`` in pixels, additive Gaussian noise
+    (``noise_mean``, ``noise_std``). How they are used depends on the task: segmentation makes
+    ``extra`` windows offline, each source window used at most ``max_uses`` times (thesis ch. 5:
+    6295 extra, 4); volume regression pairs every batch with an augmented batch of random
+    training cases when ``paired`` (thesis ch. 6); frame detection makes ``copies`` augmented
+    copies of every case offline, each also shifted circularly in time by up to
+    ``temporal_shift`` of its length (thesis ch. 7: 6 copies, 0.4)."""
 
     enabled: bool = True
     rotation: float = 30.0
@@ -187,14 +242,27 @@ class AugmentationConfig:
     shear: float = 20.0
     extra: int = 0
     max_uses: int = 4
+    shift: float = 0.0
+    noise_mean: float = 0.0
+    noise_std: float = 0.0
+    paired: bool = False
+    copies: int = 0
+    temporal_shift: float = 0.0
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """What the test set is scored on: ``frames`` and ``metrics`` (:data:`EVALUATION_METRICS`)."""
+    """What the test set is scored on: ``frames``, ``metrics`` (the task's, :data:`TASKS`) and the
+    task's ``options`` (e.g. volume regression's ``cam_threshold``, frame detection's
+    ``central_threshold``; defaults in :data:`TASKS`)."""
 
     frames: list[str]
     metrics: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def option(self, task: str, key: str) -> float:
+        """``options[key]``, or the task's default."""
+        return self.options.get(key, TASKS[task].options[key])
 
 
 @dataclass(frozen=True)
@@ -214,6 +282,7 @@ class Experiment:
     epochs: int
     augmentation: AugmentationConfig
     evaluation: EvaluationConfig
+    task: str = "segmentation"
     description: str = ""
     profile: str = "fast"
     path: str = ""
@@ -356,17 +425,63 @@ def _check_kwargs(check: _Checker, path: str, target: Any, kwargs: Mapping[str, 
                               f"{key!r}; valid keys: {', '.join(valid)}{did_you_mean(key, valid)}")
 
 
+def _claimed_models() -> set[str]:
+    return {m for spec in TASKS.values() if spec.models for m in spec.models}
+
+
+def _validate_task(check: _Checker, exp: Experiment) -> None:
+    """The task exists and accepts the experiment's model, loss, frames, metrics and options."""
+    check.choice("task", exp.task, TASKS)
+    spec = TASKS[exp.task]
+    models = spec.models or tuple(m for m in MODELS if m not in _claimed_models())
+    if exp.model.name in MODELS and exp.model.name not in models:
+        owner = next((t for t, s in TASKS.items() if s.models and exp.model.name in s.models), None)
+        raise check.fail("model.name", f"{exp.model.name!r} is not a model of the task {exp.task!r}"
+                                       f"{' (it belongs to ' + repr(owner) + ')' if owner else ''}; "
+                                       f"that task trains {', '.join(models)}")
+    if exp.loss.name in LOSSES and exp.loss.name not in spec.losses:
+        raise check.fail("loss.name", f"{exp.loss.name!r} is not a loss of the task {exp.task!r}; "
+                                      f"it takes {', '.join(spec.losses)}")
+    for where, frames in (("dataset.frames", exp.dataset.frames), ("evaluation.frames", exp.evaluation.frames)):
+        for i, frame in enumerate(frames):
+            check.choice(f"{where}[{i}]", frame, FRAMES)
+            if frame not in spec.frames:
+                raise check.fail(f"{where}[{i}]", f"the task {exp.task!r} uses the frames "
+                                                  f"{', '.join(spec.frames)} only, got {frame!r}")
+    for i, metric in enumerate(exp.evaluation.metrics):
+        check.choice(f"evaluation.metrics[{i}]", metric, spec.metrics)
+    projection = exp.dataset.preprocessing.projection
+    if projection in PROJECTIONS and projection not in spec.projections:
+        raise check.fail("dataset.preprocessing.projection", f"the task {exp.task!r} takes "
+                                                             f"{', '.join(spec.projections)}, got {projection!r}")
+    for key, value in exp.evaluation.options.items():
+        if key not in spec.options:
+            raise check.unknown("evaluation.options", key, spec.options or ["(none for this task)"])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise check.fail(f"evaluation.options.{key}", f"must be a number, got {_short(value)}")
+    options = {k: exp.evaluation.option(exp.task, k) for k in spec.options}
+    if "cam_threshold" in options and not 0 < options["cam_threshold"] < 1:
+        raise check.fail("evaluation.options.cam_threshold", f"must lie in (0, 1), got {options['cam_threshold']}")
+    if "central_threshold" in options and not 0 < options["central_threshold"] < 1:
+        raise check.fail("evaluation.options.central_threshold",
+                         f"must lie in (0, 1), got {options['central_threshold']}")
+    if "dilation" in options and (options["dilation"] < 1 or options["dilation"] != int(options["dilation"])
+                                  or options["dilation"] % 2 == 0):
+        raise check.fail("evaluation.options.dilation", f"must be an odd whole number >= 1 (pixels), "
+                                                        f"got {options['dilation']}")
+
+
 def _validate(check: _Checker, exp: Experiment) -> None:
     """Checks across fields: names in registries, keyword arguments, value ranges."""
     if exp.source.thesis not in ("cardiac", "brain"):
         raise check.fail("source.thesis", f"{exp.source.thesis!r} is not 'cardiac' or 'brain'")
     check.choice("dataset.name", exp.dataset.name, DATASETS)
-    for i, frame in enumerate(exp.dataset.frames):
-        check.choice(f"dataset.frames[{i}]", frame, FRAMES)
-    for i, frame in enumerate(exp.evaluation.frames):
-        check.choice(f"evaluation.frames[{i}]", frame, FRAMES)
-    for i, metric in enumerate(exp.evaluation.metrics):
-        check.choice(f"evaluation.metrics[{i}]", metric, EVALUATION_METRICS)
+    _validate_task(check, exp)
+    if exp.dataset.synthetic_variant is not None:
+        from cmrlab.data.synthetic import VARIANTS
+
+        check.choice("dataset.synthetic_variant", exp.dataset.synthetic_variant,
+                     VARIANTS.get(exp.dataset.name, {}) or ["(none for this dataset)"])
     split = exp.dataset.split
     parts = (split.train, split.validation, split.test)
     if any(v < 0 for v in parts):
@@ -381,7 +496,8 @@ def _validate(check: _Checker, exp: Experiment) -> None:
         raise check.fail("dataset.preprocessing.spacing", f"must be two numbers > 0, got {pre.spacing}")
     if len(pre.size) != 2 or not all(s >= 1 for s in pre.size):
         raise check.fail("dataset.preprocessing.size", f"must be two integers >= 1, got {pre.size}")
-    check.choice("dataset.preprocessing.normalisation", pre.normalisation, ("minmax", "none"))
+    check.choice("dataset.preprocessing.normalisation", pre.normalisation, NORMALISATIONS)
+    check.choice("dataset.preprocessing.projection", pre.projection, PROJECTIONS)
     for name in ("window", "stride"):
         if getattr(pre, name) < 1:
             raise check.fail(f"dataset.preprocessing.{name}", f"must be >= 1, got {getattr(pre, name)}")
@@ -403,6 +519,12 @@ def _validate(check: _Checker, exp: Experiment) -> None:
                                          f"{aug.rotation}, {aug.shear}, {aug.zoom}")
     if aug.extra < 0 or aug.max_uses < 1:
         raise check.fail("augmentation", f"needs extra >= 0 and max_uses >= 1, got {aug.extra}, {aug.max_uses}")
+    for name in ("shift", "noise_std", "copies"):
+        if getattr(aug, name) < 0:
+            raise check.fail(f"augmentation.{name}", f"must be >= 0, got {getattr(aug, name)}")
+    if not 0 <= aug.temporal_shift <= 1:
+        raise check.fail("augmentation.temporal_shift", f"must be a fraction of the sequence in [0, 1], "
+                                                        f"got {aug.temporal_shift}")
     _check_builds(check, exp)
 
 

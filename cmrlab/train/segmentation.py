@@ -1,7 +1,8 @@
-"""The cardiac segmentation runner: train, evaluate and apply the chapter-5 models (thesis §4.1).
+"""The segmentation task of the runner: train, evaluate and apply the chapter-5 models (thesis §4.1).
 
 The chapter *2D or 3D? Segmenting the ventricles* and the ``cmrlab train / evaluate / predict``
-commands share these three functions::
+commands use the runner (:mod:`cmrlab.train.runner`, whose functions this module re-exports)
+with the :class:`SegmentationTask` defined here::
 
     from cmrlab.train.segmentation import train_experiment, evaluate_experiment, predict_files
     trained = train_experiment("cardiac-ch5-pspunet", profile="fast")     # runs/cardiac-ch5-pspunet-fast/
@@ -9,14 +10,11 @@ commands share these three functions::
     print(report.summary())                                              # Tables 5.1 and 5.2 in structure
     predict_files(trained.checkpoint, ["patient101_4d.nii.gz"], out="seg/")
 
-**Data.** :func:`load_cases` finds the dataset of the experiment (ACDC): in the ``fast`` profile the
-synthetic copy (:func:`cmrlab.data.datasets.get_dataset`), in ``full`` the real one under the data
-root (an error naming the missing folder otherwise, never a silent fallback). It keeps, per case,
-the ED and ES frames with their labels (not the whole cine). :func:`split_cases` splits the cases
-into train / validation / test with the experiment's fractions (thesis: 65 / 10 / 25 %),
-stratified by diagnostic group: the cases of each group are shuffled (seeded), the groups are
-dealt in turn into one order, and the test cases are the first of that order, then validation,
-then training, so every part gets the groups in proportion.
+**Data.** The runner's :func:`~cmrlab.train.runner.load_cases` finds the dataset of the
+experiment (ACDC; the choice between the real and the synthetic copy is
+:func:`cmrlab.data.datasets.get_dataset`'s) and splits it, stratified by diagnostic group (thesis:
+65 / 10 / 25 %). A case (:class:`CaseData`) keeps the ED and ES frames with their labels (not the
+whole cine).
 
 **Training** (:func:`train_experiment`). Each volume of the frames in ``dataset.frames`` (the
 thesis: ED only) is preprocessed as in the thesis
@@ -30,19 +28,9 @@ its number, so the extra windows are the same in every epoch, as offline augment
 holding them in memory). The :class:`~cmrlab.train.Trainer` then runs the experiment's optimiser,
 loss, batch size and epochs with a :class:`~cmrlab.train.ModelCheckpoint` (``last.pt`` every epoch,
 ``best.pt`` on the lowest validation loss) and a :class:`~cmrlab.train.CSVLogger`
-(``history.csv``) in the run folder (default ``runs/<experiment>-<profile>``), which also gets
-the resolved experiment (``config.yaml``) and ``run.json``. Every checkpoint carries, under the key
-``"cmrlab_run"``, what inference needs (model name and keyword arguments, preprocessing, label
-names), so :func:`predict_files` needs only the checkpoint; :func:`check_run_info` checks that
-entry field by field whenever a checkpoint is read. ``resume=True`` continues the run folder's
-``last.pt`` exactly (the Trainer's guarantee, :meth:`~cmrlab.train.Trainer.resume`).
-
-**The run folder is touched last.** The experiment (with ``--set`` overrides), a resumed folder's
-``config.yaml`` (read with :func:`cmrlab.files.load_yaml` and checked by
-:func:`~cmrlab.train.experiment.experiment_from_dict`), its ``last.pt`` and the model, loss,
-optimizer and Trainer are all built and checked before anything is written: a mistake leaves
-the folder absent or as it was. Then the temporary files of a save that was killed
-(:func:`cmrlab.files.remove_partials`) are removed and ``config.yaml`` and ``run.json`` written.
+(``history.csv``) in the run folder (default ``runs/<experiment>-<profile>``); the validation
+metric is :func:`cmrlab.nn.metrics.foreground_dice`. The run folder, checkpoints, resume and the
+checks before anything is written are the runner's (:mod:`cmrlab.train.runner`).
 
 **Evaluation** (:func:`evaluate_experiment`). For every test case, at ED and at ES: preprocess,
 predict every window, average the windows' softmax probabilities per slice
@@ -67,45 +55,52 @@ give every tissue the same weight, so the renumbering changes nothing).
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import json
 import math
-import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from cmrlab.config import RunConfig, select_device, setup
+from cmrlab.checks import check_spacing
 from cmrlab.data.acdc import LABELS, read_patient
-from cmrlab.data.datasets import get_dataset
-from cmrlab.data.io import load_nifti, save_labels_like
-from cmrlab.files import atomic_write, load_yaml, parse_yaml_text, remove_partials
+from cmrlab.data.io import save_labels_like
 from cmrlab.data.patches import PairedAugment, SliceWindowDataset, augmentation_plan
 from cmrlab.data.preprocess import preprocess_volume
-from cmrlab.data.splits import stratified_order
-from cmrlab.checks import check_bool, check_int, check_spacing, did_you_mean, metadata_number
-from cmrlab.errors import ArgumentError, CmrlabError, ConfigError, FileFormatError
+from cmrlab.errors import ArgumentError, ConfigError, FileFormatError
 from cmrlab.nn import metrics as _metrics
 from cmrlab.nn.metrics import foreground_dice
-from cmrlab.nn.registry import MODELS, build_model
-from cmrlab.train.callbacks import CSVLogger, ModelCheckpoint
-from cmrlab.train.checkpoint import load_checkpoint
-from cmrlab.train.experiment import Experiment, experiment_from_dict, load_experiment
+from cmrlab.train.experiment import Experiment
 from cmrlab.train.inference import predict_volume_windows
-from cmrlab.train.trainer import Trainer, resumable_loader
+from cmrlab.train.runner import (
+    RUN_KEY,
+    Evaluation as _Evaluation,
+    SplitCases,
+    Task,
+    TrainResult,
+    check_run_info,
+    evaluate_experiment,
+    load_cases,
+    load_trained,
+    nifti_data,
+    nifti_spacing,
+    parse_overrides,
+    predict_files,
+    preprocessing_of,
+    split_cases,
+    train_experiment,
+)
+from cmrlab.train.trainer import resumable_loader
 
 __all__ = [
     "CaseData",
+    "SegmentationTask",
+    "case_data",
     "Evaluation",
     "REGIONS",
     "RUN_KEY",
@@ -124,10 +119,6 @@ __all__ = [
     "train_experiment",
 ]
 
-#: Key of the inference metadata inside every checkpoint the runner writes.
-RUN_KEY = "cmrlab_run"
-#: Version tag of that metadata.
-RUN_FORMAT = "cmrlab.train.segmentation/1"
 #: The regions of Tables 5.1 and 5.2, in the thesis's column order, with their ACDC label.
 REGIONS: dict[str, int] = {"LV cavity": 3, "RV cavity": 1, "LV myocardium": 2}
 #: Regions reported per frame (the thesis has no myocardium at ES).
@@ -162,7 +153,6 @@ THESIS_TABLE_5_2: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     },
 }
 _MODEL_TITLES = {"cardiac_unet3d": "3D U-net", "pspunet": "PSPU-net"}
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,83 +184,12 @@ class CaseData:
         raise ArgumentError(f"frame must be 'ED' or 'ES', got {name!r}")
 
 
-@dataclass(frozen=True, eq=False)
-class SplitCases:
-    """The cases of an experiment split into ``train``, ``validation`` and ``test``.
-
-    ``source`` says where they came from (a :class:`~cmrlab.data.datasets.DatasetLocation`
-    rendered as text). Pass it to :func:`train_experiment` and :func:`evaluate_experiment`
-    (``cases=``) to read the data once for several runs.
-    """
-
-    train: list[CaseData]
-    validation: list[CaseData]
-    test: list[CaseData]
-    source: str
-    synthetic: bool
-    seed: int
-
-    def __str__(self) -> str:
-        return (f"{len(self.train)} train / {len(self.validation)} validation / {len(self.test)} "
-                f"test cases from {self.source}")
-
-
-def _case_data(folder: Path) -> CaseData:
+def case_data(folder: Path) -> CaseData:
+    """The :class:`CaseData` of an ACDC-layout patient folder (:func:`cmrlab.data.acdc.read_patient`)."""
     p = read_patient(folder)
     return CaseData(p.id, p.group or "unknown", p.ed_image, p.es_image, p.ed_labels, p.es_labels,
                     np.asarray(p.spacing, dtype=np.float64), np.asarray(p.affine, dtype=np.float64))
 
-
-def _data_source(exp: Experiment, run: RunConfig, progress: bool):
-    """The dataset location for ``exp`` at ``run``'s profile (see the module docstring)."""
-    if exp.dataset.name != "acdc":
-        raise ConfigError(f"dataset.name: the segmentation runner reads ACDC-layout data only, got "
-                          f"{exp.dataset.name!r}")
-    if run.fast:
-        return get_dataset("acdc", run=run, synthetic=True, n_cases=exp.dataset.n_cases, seed=0,
-                           progress=progress)
-    if not run.data_root.is_dir():
-        raise CmrlabError(f"data root {run.data_root} does not exist: the full profile trains on the real "
-                          "ACDC under the data root (--data-root DIR or $CMRLAB_DATA_ROOT); "
-                          "python data_scripts/acdc.py explains how to get it")
-    return get_dataset("acdc", run=run, synthetic=False)
-
-
-def load_cases(exp: Experiment, run: RunConfig, *, progress: bool = False) -> SplitCases:
-    """Read the cases of ``exp`` for ``run``'s profile and split them (module docstring).
-
-    ``fast``: the synthetic ACDC (generated and cached on first use, ``dataset.n_cases`` cases);
-    ``full``: the real ACDC under the data root, every case or a stratified ``dataset.n_cases``
-    of them. Errors name a missing data root or dataset folder.
-    """
-    location = _data_source(exp, run, progress)
-    folders = location.cases()
-    if not folders:
-        raise FileFormatError(location.path, "holds no ACDC patient folders")
-    cases = [_case_data(Path(f)) for f in folders]
-    split = exp.dataset.split
-    if not location.synthetic and exp.dataset.n_cases is not None and exp.dataset.n_cases < len(cases):
-        keep = stratified_order([c.group for c in cases], run.seed, split.stratify)[:exp.dataset.n_cases]
-        cases = [cases[i] for i in sorted(keep)]
-    parts = split_cases(cases, exp, seed=run.seed)
-    return SplitCases(*parts, source=str(location), synthetic=location.synthetic, seed=run.seed)
-
-
-def split_cases(cases: Sequence[CaseData], exp: Experiment, seed: int = 0,
-                ) -> tuple[list[CaseData], list[CaseData], list[CaseData]]:
-    """(train, validation, test) with the counts of ``exp.dataset.split`` (fractions rounded, or
-    integer counts), stratified by group (:func:`cmrlab.data.splits.stratified_order`). Training must get ≥ 1 case
-    and test ≥ 1; otherwise :class:`~cmrlab.errors.ConfigError`."""
-    split = exp.dataset.split
-    n_train, n_val, n_test = split.counts(len(cases))
-    if n_train < 1 or n_test < 1 or n_train + n_val + n_test > len(cases):
-        raise ConfigError(f"dataset.split: {len(cases)} cases give {n_train} train / {n_val} validation / "
-                          f"{n_test} test; training and test need at least one case each")
-    order = stratified_order([c.group for c in cases], seed, split.stratify)
-    test = [cases[i] for i in order[:n_test]]
-    val = [cases[i] for i in order[n_test:n_test + n_val]]
-    train = [cases[i] for i in order[n_test + n_val:n_test + n_val + n_train]]
-    return train, val, test
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,324 +238,8 @@ class AugmentedWindows(Dataset):
 
 
 # ----------------------------------------------------------------------------------------------
-# Overrides and the run folder
+# Inference
 # ----------------------------------------------------------------------------------------------
-def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["epochs=2", "optimizer.lr=1e-4"]`` (the CLI's ``--set``) → ``{"epochs": 2, "optimizer.lr": 0.0001}``.
-
-    Values are read as YAML (``2`` an integer, ``[1, 1]`` a list, ``true``), and a number YAML
-    leaves as text (``1e-4``) as a number. A mapping is returned as it is. An item without
-    ``=``, a value that is not valid YAML (``[1, 2``), nested too deeply, or not a finite number
-    where it reads as one (``nan``, ``inf``, ``.inf``, ``1e400``) is an
-    :class:`~cmrlab.errors.ArgumentError` naming the key; whether the key exists and the value
-    has the right type is checked by :func:`~cmrlab.train.experiment.load_experiment`.
-    """
-    if items is None:
-        return {}
-    if isinstance(items, Mapping):
-        return dict(items)
-    if isinstance(items, (str, bytes)):
-        raise ArgumentError(f"overrides must be a list of KEY=VALUE strings or a mapping, got the text {items!r}")
-    out: dict[str, Any] = {}
-    for item in items:
-        if not isinstance(item, str) or "=" not in item or not item.split("=", 1)[0].strip():
-            raise ArgumentError(f"--set: expected KEY=VALUE (e.g. epochs=2), got {item!r}")
-        key, text = (s.strip() for s in item.split("=", 1))
-        try:
-            value = parse_yaml_text(text, f"--set {key}") if text else ""
-        except FileFormatError as exc:
-            problem = exc.problem.replace("field '(top level)' ", "")
-            hint = ("; quote text that holds YAML characters, e.g. --set 'name=\"a: b\"'"
-                    if "not valid YAML" in problem else "")
-            raise ArgumentError(f"--set {key}: the value {text[:80]!r} {problem}{hint}") from None
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                if not math.isfinite(number):
-                    raise ArgumentError(f"--set {key}: the value {text[:80]!r} is not a finite number")
-                value = number
-        out[key] = value
-    return out
-
-
-def _run_info(exp: Experiment, seed: int, split: SplitCases) -> dict[str, Any]:
-    pre = exp.dataset.preprocessing
-    return {
-        "format": RUN_FORMAT,
-        "experiment": exp.name,
-        "profile": exp.profile,
-        "model": {"name": exp.model.name, "kwargs": dict(exp.model.kwargs)},
-        "preprocessing": {"spacing": [float(s) for s in pre.spacing], "size": [int(s) for s in pre.size],
-                          "normalisation": pre.normalisation, "window": int(pre.window), "stride": int(pre.stride)},
-        "labels": {str(k): v for k, v in LABELS.items()},
-        "num_classes": len(LABELS),
-        "seed": int(seed),
-        "cases": {"train": [c.id for c in split.train], "validation": [c.id for c in split.validation],
-                  "test": [c.id for c in split.test]},
-        "data": split.source,
-    }
-
-
-class _RunTrainer(Trainer):
-    """A Trainer whose checkpoints also hold the runner's metadata (under :data:`RUN_KEY`)."""
-
-    run_info: dict[str, Any] = {}
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state[RUN_KEY] = self.run_info
-        return state
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("path", "epochs")}
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train_experiment` did: the run folder, its checkpoints, the history."""
-
-    experiment: Experiment
-    run_dir: Path
-    checkpoint: Path
-    last: Path
-    history: list[dict[str, float]]
-    n_windows: int
-    n_augmented: int
-    cases: SplitCases
-    seconds: float
-    resumed_from_epoch: int = 0
-
-    @property
-    def best_epoch(self) -> int:
-        """The epoch with the lowest validation loss (training loss without validation)."""
-        key = "val_loss" if self.history and "val_loss" in self.history[0] else "loss"
-        return int(min(self.history, key=lambda row: row[key])["epoch"]) if self.history else 0
-
-    def summary(self) -> str:
-        exp = self.experiment
-        lines = [f"{exp.name} ({exp.profile} profile): model {exp.model.name} {exp.model.kwargs or '(full width)'}",
-                 f"  data: {self.cases}",
-                 f"  windows: {self.n_windows} training + {self.n_augmented} augmented; batch {exp.batch_size}, "
-                 f"{exp.optimizer.name} lr {exp.optimizer.lr:g}"]
-        if self.resumed_from_epoch:
-            lines.append(f"  resumed after epoch {self.resumed_from_epoch}")
-        for row in self.history:
-            extra = "".join(f"  {k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
-            lines.append(f"  epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}{extra}")
-        lines.append(f"  {len(self.history)} epochs, {self.seconds:.1f} s this session; best epoch "
-                     f"{self.best_epoch}: {self.checkpoint}")
-        return "\n".join(lines)
-
-
-def train_experiment(
-    config: str | os.PathLike,
-    *,
-    profile: str = "fast",
-    data_root: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    resume: bool = False,
-    device: str | None = None,
-    overrides: Iterable[str] | Mapping[str, Any] | None = None,
-    seed: int = 0,
-    cases: SplitCases | None = None,
-    callbacks: Sequence[Any] = (),
-    progress: bool = True,
-) -> TrainResult:
-    """Train the experiment ``config`` (a name of :func:`~cmrlab.train.list_experiments` or a YAML
-    path) at ``profile``; see the module docstring for every step.
-
-    ``out``: the run folder (default ``runs/<experiment>-<profile>``); one that already holds a
-    checkpoint is refused unless ``resume=True``, which continues its ``last.pt`` (the
-    experiment must be the same one, except for ``epochs``). ``overrides``: ``KEY=VALUE``
-    strings or a mapping (:func:`parse_overrides`). ``cases``: a :class:`SplitCases` from
-    :func:`load_cases` for the same experiment and seed, to skip reading the data again.
-    ``callbacks`` are added to the Trainer's (e.g. a :class:`~cmrlab.train.MonitorCallback`).
-    """
-    resume = check_bool("resume", resume)
-    seed = check_int("seed", seed, 0)
-    run = setup(profile=profile, seed=seed, device=device, data_root=data_root)
-    exp = load_experiment(config, profile=run.profile.name, overrides=parse_overrides(overrides))
-    run_dir = Path(out).expanduser() if out is not None else Path("runs") / f"{exp.name}-{exp.profile}"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FileFormatError(run_dir, "is a file; the run folder must be a folder")
-    last = run_dir / ModelCheckpoint.LAST
-    resolved = exp.to_dict()
-    if resume and (run_dir / "config.yaml").exists():
-        _check_same_config(run_dir / "config.yaml", resolved)
-    elif not resume and last.exists():
-        raise CmrlabError(f"{run_dir} already holds a run ({last.name}); pass --resume (resume=True) to "
-                          "continue it, or choose another --out folder")
-    split = cases if cases is not None else load_cases(exp, run, progress=progress)
-
-    pre = dataclasses.asdict(exp.dataset.preprocessing)
-    train_set: Dataset = _window_dataset(split.train, pre, exp.dataset.frames)
-    n_windows = len(train_set)
-    n_extra = 0
-    aug = exp.augmentation
-    if aug.enabled and aug.extra > 0:
-        n_extra = min(aug.extra, n_windows * aug.max_uses)      # the thesis's count, capped by max_uses
-        plan = augmentation_plan(n_windows, n_extra, aug.max_uses, seed=run.seed)
-        augment = PairedAugment(aug.rotation, aug.zoom, aug.shear)
-        train_set = ConcatDataset([train_set, AugmentedWindows(train_set, plan, augment, run.seed)])
-    val_loader = None
-    if split.validation:
-        val_loader = DataLoader(_window_dataset(split.validation, pre, exp.dataset.frames),
-                                batch_size=exp.batch_size)
-
-    torch.manual_seed(run.seed)                                   # the same initial weights every time
-    model = exp.build_model()
-    info = _run_info(exp, run.seed, split)
-    trainer = _RunTrainer(
-        model, exp.build_loss(), exp.build_optimizer(model.parameters()),
-        train_loader=resumable_loader(train_set, exp.batch_size, seed=run.seed),
-        val_loader=val_loader, metrics={"dice": foreground_dice}, device=run.device,
-        max_epochs=exp.epochs, seed=run.seed, progress=progress,
-        callbacks=[*callbacks, CSVLogger(run_dir / "history.csv"),
-                   ModelCheckpoint(run_dir, monitor="val_loss" if val_loader is not None else "loss")],
-    )
-    trainer.run_info = info
-    if resume and last.exists():
-        before = check_run_info(last, load_checkpoint(last).get(RUN_KEY))
-        for key in ("experiment", "profile", "model", "preprocessing"):
-            if before[key] != info[key]:
-                raise ConfigError(f"--resume: {last} was trained with another {key} ({str(before[key])[:80]}, "
-                                  f"now {str(info[key])[:80]}); only epochs may change on resume")
-        trainer.resume(last)                                      # checked in full before anything is written
-    resumed = trainer.epoch
-    # everything is checked: only now is the run folder touched
-    remove_partials(run_dir)                                      # left by a save that was killed
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    _write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
-    start = time.perf_counter()
-    history = trainer.fit()
-    seconds = time.perf_counter() - start
-    best = run_dir / ModelCheckpoint.BEST
-    return TrainResult(exp, run_dir, best if best.exists() else last, last, history, n_windows, n_extra,
-                       split, seconds, resumed)
-
-
-def _check_same_config(path: Path, resolved: Mapping[str, Any]) -> None:
-    """Refuse to resume a run folder whose ``config.yaml`` is damaged or another experiment's."""
-    before = experiment_from_dict(load_yaml(path), path).to_dict()
-    if _comparable(before) != _comparable(resolved):
-        changed = sorted(k for k in set(before) | set(resolved)
-                         if k not in ("path", "epochs") and before.get(k) != resolved.get(k))
-        raise ConfigError(f"--resume: {path.parent} was trained with another configuration "
-                          f"(differs in: {', '.join(changed)}); only epochs may change on resume")
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading a trained model
-# ----------------------------------------------------------------------------------------------
-def check_run_info(path: str | os.PathLike, info: object) -> dict[str, Any]:
-    """The runner's metadata of a checkpoint (its :data:`RUN_KEY` entry), checked field by field.
-
-    Returns a clean copy (numbers as ``int``/``float``) with the keys that inference and resume
-    use: ``format``, ``experiment``, ``profile``, ``model`` (``name`` in
-    :data:`cmrlab.nn.registry.MODELS`, ``kwargs`` a mapping with text keys), ``preprocessing``
-    (``spacing``: 2 finite numbers > 0, ``size``: 2 whole numbers in [1, 4096],
-    ``normalisation``: ``"minmax"`` or ``"none"``, ``window`` and ``stride``: whole numbers in
-    [1, 64]) and ``seed`` (a whole number >= 0). Anything else — a missing entry, another
-    format, a wrong type, NaN — is a :class:`~cmrlab.errors.FileFormatError` naming ``path``
-    and the field.
-    """
-    path = Path(path)
-
-    def fail(field: str, problem: str) -> FileFormatError:
-        return FileFormatError(path, f"field {RUN_KEY + '.' + field!r} {problem}")
-
-    def mapping(value: object, field: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise fail(field, f"must be a mapping with text keys, got {type(value).__name__}")
-        return value
-
-    def number(value: object, field: str, **bounds: Any) -> float | int:
-        if isinstance(value, str):  # metadata_number reads text; a checkpoint stores numbers
-            raise fail(field, f"must be a number, got the text {value[:40]!r}")
-        return metadata_number(path, f"{RUN_KEY}.{field}", value, **bounds)
-
-    if not isinstance(info, Mapping) or info.get("format") != RUN_FORMAT:
-        found = info.get("format") if isinstance(info, Mapping) else None
-        raise FileFormatError(path, f"is not a checkpoint of cmrlab.train.segmentation (no {RUN_KEY!r} "
-                                    f"entry of format {RUN_FORMAT!r}; found {str(found)[:60]!r}); "
-                                    "train it with `cmrlab train`")
-    for key in ("experiment", "profile"):
-        if not isinstance(info.get(key), str):
-            raise fail(key, f"must be text, got {type(info.get(key)).__name__}")
-    if info["profile"] not in ("fast", "full"):
-        raise fail("profile", f"must be 'fast' or 'full', got {info['profile'][:40]!r}")
-    model = mapping(info.get("model"), "model")
-    name = model.get("name")
-    if not isinstance(name, str):
-        raise fail("model.name", f"must be text, got {type(name).__name__}")
-    if name not in MODELS:
-        raise FileFormatError(path, f"names the model {name[:60]!r}, which this cmrlab does not know"
-                                    f"{did_you_mean(name, MODELS)}")
-    kwargs = dict(mapping(model.get("kwargs"), "model.kwargs"))
-    pre = mapping(info.get("preprocessing"), "preprocessing")
-    clean_pre: dict[str, Any] = {}
-    for key, integer, low, high in (("spacing", False, None, None), ("size", True, 1, 4096)):
-        value = pre.get(key)
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise fail(f"preprocessing.{key}", f"must be a list of 2 numbers, got {str(value)[:60]}")
-        items = [number(v, f"preprocessing.{key}[{i}]", integer=integer, minimum=low, maximum=high)
-                 for i, v in enumerate(value)]
-        if key == "spacing" and not all(v > 0 for v in items):
-            raise fail("preprocessing.spacing", f"must hold numbers > 0 (mm), got {items}")
-        clean_pre[key] = items
-    if pre.get("normalisation") not in ("minmax", "none"):
-        raise fail("preprocessing.normalisation", f"must be 'minmax' or 'none', got {str(pre.get('normalisation'))[:40]!r}")
-    clean_pre["normalisation"] = pre["normalisation"]
-    for key in ("window", "stride"):
-        clean_pre[key] = number(pre.get(key), f"preprocessing.{key}", integer=True, minimum=1, maximum=64)
-    seed = number(info.get("seed", 0), "seed", integer=True, minimum=0)
-    return {**info, "model": {"name": name, "kwargs": kwargs}, "preprocessing": clean_pre, "seed": seed}
-
-
-def load_trained(checkpoint: str | os.PathLike, device: str | torch.device | None = None,
-                 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of a checkpoint the runner wrote, in eval mode on ``device``, and its run metadata.
-
-    Only the checkpoint is needed: the model's name and keyword arguments come from its
-    :data:`RUN_KEY` entry (checked by :func:`check_run_info`, returned as the second value, with
-    the preprocessing inference needs). ``device``: as :func:`cmrlab.config.select_device`
-    (``None``: cuda, then mps, then cpu). A damaged checkpoint, metadata that does not build the
-    model, or weights that do not fit it are a :class:`~cmrlab.errors.FileFormatError` naming the file.
-    """
-    device = select_device(device) if not isinstance(device, torch.device) else device
-    path = Path(checkpoint).expanduser()
-    state = load_checkpoint(path)
-    info = check_run_info(path, state.get(RUN_KEY))
-    weights = state.get("model")
-    if not isinstance(weights, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                   for k, v in weights.items()):
-        raise FileFormatError(path, "field 'model' must map parameter names to tensors (a model's state_dict)")
-    name = info["model"]["name"]
-    try:
-        model = build_model(name, **info["model"]["kwargs"])
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - the checkpoint's keyword arguments are at fault
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(path, f"field {RUN_KEY + '.model.kwargs'!r} does not build the model "
-                                    f"{name!r} ({first})") from None
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(path, f"weights do not fit the model {name!r} ({first})") from None
-    return model.to(device).eval(), info
-
-
 def predict_volume(model: nn.Module, image: np.ndarray, spacing: Sequence[float],
                    preprocessing: Mapping[str, Any], *, affine: np.ndarray | None = None,
                    batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -684,8 +287,8 @@ def _median_sd(values: Sequence[float]) -> tuple[float, float]:
 
 
 @dataclass
-class Evaluation:
-    """Per-case metrics of one model on the test cases (:func:`evaluate_experiment`).
+class Evaluation(_Evaluation):
+    """Per-case metrics of a segmentation model on the test cases (:func:`evaluate_experiment`).
 
     ``rows``: one dict per case and frame with ``case``, ``group``, ``frame``, ``dice_global``,
     ``dice_lv``/``dice_rv``/``dice_myo``, ``rve_lv``/``rve_rv``/``rve_myo`` (relative absolute
@@ -693,13 +296,6 @@ class Evaluation:
     reassembly, restoring). ``predictions`` (when kept): ``{(case, frame): (image, predicted,
     truth)}`` on the original grid.
     """
-
-    model: str
-    experiment: str
-    profile: str
-    rows: list[dict[str, Any]]
-    csv_path: Path | None = None
-    predictions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def values(self, frame: str, key: str) -> list[float]:
         """The column ``key`` of the rows of ``frame``."""
@@ -720,11 +316,6 @@ class Evaluation:
         return {frame: {region: _median_sd(self.values(frame, f"rve_{_SHORT[region]}"))
                         for region in FRAME_REGIONS[frame]}
                 for frame in sorted({r["frame"] for r in self.rows})}
-
-    @property
-    def seconds_per_case(self) -> float:
-        """Mean inference time of one volume (s)."""
-        return float(np.mean([r["seconds"] for r in self.rows])) if self.rows else float("nan")
 
     def summary(self, thesis: bool = True) -> str:
         """Tables 5.1 and 5.2 in the thesis's structure (median ± SD), with its numbers beside ours."""
@@ -777,128 +368,76 @@ def _evaluate_volume(model: nn.Module, info: Mapping[str, Any], case: CaseData, 
     return row, pred
 
 
-def evaluate_experiment(
-    config: str | os.PathLike,
-    checkpoint: str | os.PathLike,
-    *,
-    profile: str = "fast",
-    data_root: str | os.PathLike | None = None,
-    device: str | None = None,
-    out: str | os.PathLike | None = None,
-    overrides: Iterable[str] | Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    cases: SplitCases | None = None,
-    keep_predictions: bool = False,
-) -> Evaluation:
-    """Score ``checkpoint`` on the test cases of ``config`` at ED and ES (module docstring).
 
-    The model, its width and the preprocessing come from the checkpoint; the data, split and
-    frames from the experiment at ``profile`` with ``overrides`` (as for :func:`train_experiment`;
-    give the ones that changed the data or the split in training), ``seed``: the split's, default
-    the one the checkpoint was trained with. Writes ``test_metrics.csv`` (one row per case and frame) to
-    ``out`` (default: the checkpoint's folder). ``keep_predictions`` keeps the label maps for
-    a viewer.
-    """
-    ckpt = Path(checkpoint).expanduser()
-    if not ckpt.exists():
-        raise FileFormatError(ckpt, "checkpoint not found (train first: cmrlab train ...)")
-    run = setup(profile=profile, seed=0, device=device, data_root=data_root)
-    exp = load_experiment(config, profile=run.profile.name, overrides=parse_overrides(overrides))
-    model, info = load_trained(ckpt, run.device)
-    if info["model"]["name"] != exp.model.name:
-        raise ConfigError(f"{ckpt} holds a {info['model']['name']!r} model but {exp.name} uses "
-                          f"{exp.model.name!r}; give the matching experiment")
-    split_seed = int(info.get("seed", 0)) if seed is None else int(seed)
-    if cases is None:
-        run = setup(profile=profile, seed=split_seed, device=device, data_root=data_root)
-        cases = load_cases(exp, run)
-    rows, kept = [], {}
-    with torch.no_grad():
-        for case in cases.test:
+
+# ----------------------------------------------------------------------------------------------
+# The task
+# ----------------------------------------------------------------------------------------------
+class SegmentationTask(Task):
+    """Segmentation on the runner: windows of 3 slices in, label maps out (module docstring)."""
+
+    name = "segmentation"
+
+    def read_case(self, folder: Path, exp: Experiment) -> CaseData:
+        if exp.dataset.name != "acdc":
+            raise ConfigError(f"dataset.name: the segmentation task reads ACDC-layout data only, got "
+                              f"{exp.dataset.name!r}")
+        return case_data(folder)
+
+    def datasets(self, split: SplitCases, exp: Experiment, seed: int) -> tuple[Dataset, Dataset | None, dict[str, int]]:
+        pre = preprocessing_of(exp)
+        train_set: Dataset = _window_dataset(split.train, pre, exp.dataset.frames)
+        n_windows = len(train_set)
+        n_extra = 0
+        aug = exp.augmentation
+        if aug.enabled and aug.extra > 0:
+            n_extra = min(aug.extra, n_windows * aug.max_uses)      # the thesis's count, capped by max_uses
+            plan = augmentation_plan(n_windows, n_extra, aug.max_uses, seed=seed)
+            augment = PairedAugment(aug.rotation, aug.zoom, aug.shear)
+            train_set = ConcatDataset([train_set, AugmentedWindows(train_set, plan, augment, seed)])
+        val_set = _window_dataset(split.validation, pre, exp.dataset.frames) if split.validation else None
+        return train_set, val_set, {"items": n_windows, "augmented": n_extra}
+
+    def loader(self, dataset: Dataset, exp: Experiment, seed: int, *, train: bool) -> DataLoader:
+        if train:
+            return resumable_loader(dataset, exp.batch_size, seed=seed)
+        return DataLoader(dataset, batch_size=exp.batch_size)
+
+    def loss(self, exp: Experiment):
+        return exp.build_loss()
+
+    def metrics(self, exp: Experiment):
+        return {"dice": foreground_dice}
+
+    def run_info(self, exp: Experiment) -> dict[str, Any]:
+        return {"labels": {str(k): v for k, v in LABELS.items()}, "num_classes": len(LABELS)}
+
+    def evaluate(self, model: nn.Module, info: Mapping[str, Any], cases: Sequence[CaseData], exp: Experiment, *,
+                 keep_predictions: bool = False) -> Evaluation:
+        rows, kept = [], {}
+        for case in cases:
             for frame in exp.evaluation.frames:
                 row, pred = _evaluate_volume(model, info, case, frame)
                 rows.append(row)
                 if keep_predictions:
                     kept[(case.id, frame)] = (case.frame(frame)[0], pred, case.frame(frame)[1])
-    target = Path(out).expanduser() if out is not None else ckpt.parent
-    csv_path = _write_rows(target / "test_metrics.csv", rows)
-    return Evaluation(info["model"]["name"], exp.name, exp.profile, rows, csv_path, kept)
+        return Evaluation(info["model"]["name"], exp.name, exp.profile, rows, None, kept)
 
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    if path.exists() and path.is_dir():
-        raise FileFormatError(path, "is a folder; cannot write the metrics CSV there")
-    text = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.getvalue()
-    return atomic_write(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
-
-
-# ----------------------------------------------------------------------------------------------
-# Prediction on NIfTI files
-# ----------------------------------------------------------------------------------------------
-def _nifti_name(path: Path) -> tuple[str, str] | None:
-    name = path.name
-    for suffix in sorted(_NIFTI_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)], suffix
-    return None
-
-
-def predict_files(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], *,
-                  out: str | os.PathLike, device: str | None = None) -> list[Path]:
-    """Segment NIfTI ``inputs`` with ``checkpoint``; write ``<name>_seg.nii[.gz]`` into ``out``.
-
-    A 3-D image gives a 3-D label map; a 4-D cine (X, Y, Z, T) gives labels for every frame. The
-    output has exactly the input's shape and geometry (its header is copied: affine, qform and
-    sform, pixdim including the time step, units), data ``uint8`` with ACDC label values.
-    Errors (:class:`~cmrlab.errors.FileFormatError`) name a missing checkpoint, a file that is not
-    NIfTI or is damaged, or an image with fewer slices than a window; nothing is written for an
-    input that fails. Returns the paths written, in input order.
-    """
-    dev = select_device(device)
-    model, info = load_trained(checkpoint, dev)
-    paths = [Path(p).expanduser() for p in inputs]
-    if not paths:
-        raise ArgumentError("inputs: give at least one NIfTI file")
-    for path in paths:                       # check every name before any work
-        if _nifti_name(path) is None:
-            raise FileFormatError(path, "is not a NIfTI file (.nii or .nii.gz); convert it first, e.g. "
-                                        "with SimpleITK")
-        if not path.is_file():
-            raise FileFormatError(path, "not found" if not path.exists() else "is not a file")
-    out_dir = Path(out).expanduser()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileFormatError(out_dir, "exists and is not a folder")
-    written = []
-    for path in paths:
-        img = load_nifti(path)
-        data = np.asanyarray(img.dataobj)
-        if data.ndim not in (3, 4):
-            raise FileFormatError(path, f"holds a {data.ndim}-D image; expected a 3-D volume or a 4-D cine")
-        if np.iscomplexobj(data):
-            raise FileFormatError(path, f"holds complex voxels ({data.dtype}); save the magnitude image "
-                                        "(np.abs) and segment that")
-        zooms = [float(z) for z in img.header.get_zooms()[:3]]
-        if not all(math.isfinite(z) and z > 0 for z in zooms):
-            raise FileFormatError(path, f"header gives the voxel spacing {zooms} (pixdim[1:4]); every "
-                                        "spacing must be a finite number > 0 mm")
-        spacing = zooms
+    def predict_file(self, model: nn.Module, info: Mapping[str, Any], path: Path, img: Any,
+                     out_dir: Path, stem: str, suffix: str) -> list[Path]:
+        """A 3-D image gives a 3-D label map, a 4-D cine (X, Y, Z, T) labels for every frame, in
+        ``<stem>_seg<suffix>`` with exactly the input's shape and geometry (its header is copied:
+        affine, qform and sform, pixdim including the time step, units), ``uint8`` with ACDC
+        label values (:data:`cmrlab.data.acdc.LABELS`)."""
+        data = nifti_data(path, img)
+        spacing = nifti_spacing(path, img)
         volumes = [data] if data.ndim == 3 else [data[..., t] for t in range(data.shape[3])]
         labels = []
-        with torch.no_grad():
-            for volume in volumes:
-                try:
-                    lab, _ = predict_volume(model, np.asarray(volume, dtype=np.float32), spacing,
-                                            info["preprocessing"], affine=img.affine)
-                except ArgumentError as exc:
-                    raise FileFormatError(path, str(exc)) from None
-                labels.append(lab)
+        for volume in volumes:
+            try:
+                lab, _ = predict_volume(model, volume, spacing, info["preprocessing"], affine=img.affine)
+            except ArgumentError as exc:
+                raise FileFormatError(path, str(exc)) from None
+            labels.append(lab)
         result = labels[0] if data.ndim == 3 else np.stack(labels, axis=-1)
-        stem, suffix = _nifti_name(path)  # type: ignore[misc]
-        written.append(save_labels_like(result, img, out_dir / f"{stem}_seg{suffix}"))
-    return written
+        return [save_labels_like(result, img, out_dir / f"{stem}_seg{suffix}")]

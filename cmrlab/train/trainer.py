@@ -14,7 +14,8 @@
 **Batches.** A batch is either a sequence ``(input, target, ...)`` — what a ``TensorDataset``
 gives — or a dict with the keys ``"image"`` (the input) and ``"label"`` (the target); other
 entries are ignored. :func:`batch_to` moves tensors in nested dicts, lists and tuples to the
-device. The model is called as ``model(input)``, the loss as ``loss_fn(output, target)``, each
+device. The model is called as ``model(input)``, or ``model(**input)`` when the input is itself a
+dict (e.g. ``{"x": images, "spacing": mm}`` for a model that needs each case's voxel size), the loss as ``loss_fn(output, target)``, each
 metric as ``metric(output, target)`` (returning a number or a 0-d tensor). For :meth:`predict`
 the target may be missing (a bare tensor, ``(input,)`` or a dict with ``"image"`` only).
 
@@ -148,6 +149,11 @@ def split_batch(batch: Any, *, need_target: bool = True) -> tuple[Any, Any]:
     raise ArgumentError(
         f"a batch must be a sequence (input, target, ...) or a dict with 'image' and 'label', got {what}"
     )
+
+
+def _forward(model: nn.Module, x: Any) -> Any:
+    """``model(**x)`` for a dict input (keyword arguments), else ``model(x)``."""
+    return model(**x) if isinstance(x, Mapping) else model(x)
 
 
 def _batch_len(x: Any) -> int:
@@ -517,7 +523,7 @@ class Trainer:
                 sync = contextlib.nullcontext() if step_now or not is_distributed() else net.no_sync()
                 with sync:
                     with self._autocast():
-                        out = net(x)
+                        out = _forward(net, x)
                         loss = self.loss_fn(out, y)
                     self.scaler.scale(loss / group if group > 1 else loss).backward()
                 pending = not step_now
@@ -570,7 +576,7 @@ class Trainer:
                     x, y = split_batch(batch_to(batch, self.device, non_blocking=True))
                     x = self._prepare_input(x)
                     with self._autocast():
-                        out = model(x)
+                        out = _forward(model, x)
                         loss = self.loss_fn(out, y)
                     out = out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
                     n = _batch_len(x)
@@ -610,7 +616,7 @@ class Trainer:
                 for batch in loader:
                     x, _ = split_batch(batch_to(batch, self.device, non_blocking=True), need_target=False)
                     with self._autocast():
-                        out = model(self._prepare_input(x))
+                        out = _forward(model, self._prepare_input(x))
                     outputs.append(out.float().cpu() if out.is_floating_point() else out.cpu())
         finally:
             model.train(was_training)
