@@ -926,7 +926,7 @@ def frame_cross_entropy(
     activation: Literal["softmax", "none"] = "softmax",
     reduction: Reduction = "mean",
 ) -> Tensor:
-    r"""Cross-entropy *across the frames*: the loss of the thesis's future-work head (L6832-6858).
+    r"""Cross-entropy *across the frames*: the loss of the thesis's future-work head (L6842-6849).
 
     Each event channel ``e`` (ES, ED) of ``input`` is one distribution over the ``T`` frames
     (a softmax along time, :class:`~cmrlab.nn.models.frame_detector.FrameDetector` with

@@ -74,10 +74,10 @@ class FrameDetector(nn.Module):
       padding) by default; ``temporal_padding="circular"`` pads time with the other end of the
       sequence instead: a cine is one cardiac cycle that repeats (the premise of the thesis's
       circular temporal-shift augmentation), so frame 0 follows frame T − 1. With a random
-      trigger delay (ED on any frame) zero padding tells the model nothing about the events near
-      the ends, and the course's ch. 7 measures frame errors of 4–9 with it and under 1 with
-      circular padding.
-    - ``head="frames"`` is the thesis's own future-work idea (L6832-6858): the ES and ED scores
+      trigger delay (ED on any frame) an event near either end then sees its whole neighbourhood
+      instead of zeros.
+    - ``head="frames"`` is the thesis's own future-work idea (L6842-6849) in its simplest form
+      (without the extra 1D convolution it mentions): the ES and ED scores
       become two distributions *across the frames* (a softmax over time, output (N, 2, T)), so
       there is exactly one ES and one ED frame per sequence and no background class; train it
       with :func:`cmrlab.nn.losses.frame_cross_entropy`. ``head="classes"`` (the thesis) is the

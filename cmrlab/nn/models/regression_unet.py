@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmrlab.checks import check_int, check_number, check_spacing
+from cmrlab.checks import check_bool, check_int, check_number, check_spacing
 from cmrlab.errors import ArgumentError
 from cmrlab.nn.blocks import DoubleConv, UpConv, check_model_input
 from cmrlab.nn.models.unet_trunk import UNetTrunk, doubling_widths
@@ -147,6 +147,8 @@ class ScanningModule(nn.Module):
             suggests a smaller one for ES, L5275-5287).
         spacing: default voxel spacing ``(slice, row, column)`` in mm when ``forward`` gets none.
         min_diameter: smallest diameter (pixels) used in the π̂ denominator.
+        trainable: an ablation, not the thesis: the area kernel becomes a trainable parameter
+            initialised to the all-ones window (and so the module is no longer fixed).
 
     Input ``cam``: (N, 1, D, H, W) with D slices, ``H, W >= area_kernel``.
     """
@@ -158,16 +160,20 @@ class ScanningModule(nn.Module):
         area_kernel: int = 25,
         spacing: Sequence[float] = DEFAULT_SPACING,
         min_diameter: float = 1.0,
+        trainable: bool = False,
     ) -> None:
         super().__init__()
         self.area_kernel = check_int("area_kernel", area_kernel)
+        self.trainable = check_bool("trainable", trainable)
         self.spacing = check_spacing("spacing", spacing, ndim=3)
         self.min_diameter = check_number("min_diameter", min_diameter, 0.0, low_open=True)
         # A fixed all-ones kernel: a buffer (moves with .to(device)), not a parameter, and not in
         # the state dict (it is fully determined by area_kernel).
-        self.register_buffer(
-            "area_weight", torch.ones(1, 1, self.area_kernel, self.area_kernel), persistent=False
-        )
+        ones = torch.ones(1, 1, self.area_kernel, self.area_kernel)
+        if self.trainable:  # ablation: a learnable area kernel initialised to the all-ones window
+            self.area_weight = nn.Parameter(ones)
+        else:
+            self.register_buffer("area_weight", ones, persistent=False)
 
     def extra_repr(self) -> str:
         return f"area_kernel={self.area_kernel}, spacing={self.spacing}, min_diameter={self.min_diameter}"
@@ -280,6 +286,11 @@ class RegressionUNet(UNetTrunk):
             thesis build; use e.g. 4-8 for the ``fast`` profile).
         depth: number of 2×2×1 poolings (3 in the default build).
         area_kernel, spacing, min_diameter: passed to :class:`ScanningModule`.
+        trainable_scanner: make the scanning module's area kernel a trainable parameter
+            (initialised to the all-ones window) — an ablation, not the thesis: the volume is then
+            no longer a fixed measurement of the CAM (the course's ch. 6 shows what that costs).
+        bn_momentum: torch's batch-norm momentum (Keras's 0.99 is 0.01, the default; a short CPU
+            run needs e.g. 0.1 for the running statistics to settle).
     """
 
     def __init__(
@@ -290,16 +301,20 @@ class RegressionUNet(UNetTrunk):
         area_kernel: int = 25,
         spacing: Sequence[float] = DEFAULT_SPACING,
         min_diameter: float = 1.0,
+        trainable_scanner: bool = False,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         widths = doubling_widths(base_filters, depth)
+        conv_kw = {**_KERAS_CONV, "bn_momentum": check_number("bn_momentum", bn_momentum, 0.0, 1.0)}
         super().__init__(
             3, in_channels, 1, widths,
-            block=lambda c_in, c_out: DoubleConv(3, c_in, c_out, 3, **_KERAS_CONV),
+            block=lambda c_in, c_out: DoubleConv(3, c_in, c_out, 3, **conv_kw),
             up=lambda c_in, c_out: UpConv(3, c_in, c_out, factor=(1, 2, 2)),
             pool_size=(1, 2, 2), up_first=True,
         )
         self.base_filters = widths[0]
-        self.scanner = ScanningModule(area_kernel=area_kernel, spacing=spacing, min_diameter=min_diameter)
+        self.scanner = ScanningModule(area_kernel=area_kernel, spacing=spacing, min_diameter=min_diameter,
+                                      trainable=trainable_scanner)
         self.register_load_state_dict_pre_hook(_rename_old_bottom)
 
     @property
