@@ -3,12 +3,14 @@
 ::
 
     from cmrlab.train.experiment import load_experiment, list_experiments
-    list_experiments()                          # ['cardiac-ch5-pspunet', 'cardiac-ch5-unet3d']
+    list_experiments()       # ['cardiac-ch5-pspunet', 'cardiac-ch5-unet3d', 'cardiac-ch6-regression-unet', ...]
     exp = load_experiment("cardiac-ch5-pspunet", profile="full", overrides={"optimizer.lr": 1e-4})
     model, loss = exp.build_model(), exp.build_loss()
     optimizer = exp.build_optimizer(model.parameters())
 
-A file (``cmrlab/train/configs/<name>.yaml``) holds the experiment at the thesis's settings, and
+A file (``cmrlab/train/configs/<name>.yaml``) holds the experiment at the thesis's settings, with
+its ``task`` (:data:`TASKS`: ``segmentation``, ``volume_regression`` or ``frame_detection``; the task
+says which models, losses, frames, metrics and evaluation options the experiment may name), and
 ``profiles.fast`` / ``profiles.full`` list what each profile changes (deep-merged over the rest;
 ``full`` is usually empty, as the top level *is* the thesis). ``overrides`` are applied last,
 either nested (``{"optimizer": {"lr": 1e-4}}``) or dotted (``{"optimizer.lr": 1e-4}``).
