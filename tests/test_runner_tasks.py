@@ -22,7 +22,7 @@ from cmrlab.train.volume import PairedBatchSampler
 torch.set_num_threads(1)
 CH6 = "cardiac-ch6-regression-unet"
 WCE, WDL, FRAMES = (f"cardiac-ch7-framedetector-{n}" for n in ("wce", "wdl", "frames"))
-TINY6 = {"epochs": 2, "dataset.n_cases": 6, "dataset.preprocessing.size": [16, 16], "batch_size": 2,
+TINY6 = {"epochs": 2, "dataset.n_cases": 6, "dataset.split": {"train": 3, "validation": 1, "test": 2}, "dataset.preprocessing.size": [16, 16], "batch_size": 2,
          "model.kwargs": {"base_filters": 2, "depth": 2, "area_kernel": 5}}
 TINY7 = {"epochs": 2, "dataset.n_cases": 6, "dataset.split": {"train": 3, "validation": 1, "test": 2},
          "dataset.preprocessing.size": [16, 16], "augmentation.copies": 1,

@@ -63,13 +63,14 @@ from cmrlab.data.augment import RandomAugment
 from cmrlab.data.intensity import median_projection
 from cmrlab.data.patches import SameShapeBatchSampler
 from cmrlab.data.preprocess import preprocess_volume
-from cmrlab.errors import ArgumentError, ConfigError, FileFormatError
+from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.nn import metrics as _metrics
 from cmrlab.train.experiment import Experiment
 from cmrlab.train.runner import (
     Evaluation,
     SplitCases,
     Task,
+    mean_sd,
     nifti_data,
     nifti_spacing,
     preprocessing_of,
@@ -224,12 +225,6 @@ def _select(probs: np.ndarray, head: str, method: str, threshold: float) -> tupl
     return (int(es), int(ed)), (bool(fallback[0]), bool(fallback[1]))
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
-
 
 @dataclass
 class FrameEvaluation(Evaluation):
@@ -253,7 +248,7 @@ class FrameEvaluation(Evaluation):
                 key = f"{frame.lower()}_{method}"
                 diffs = self.column(("fdc_" if circular else "fd_") + key)
                 rel = [d / n for d, n in zip(diffs, self.column("n_frames"))]
-                out[(frame, method)] = (_mean_sd(diffs), _mean_sd(rel))
+                out[(frame, method)] = (mean_sd(diffs), mean_sd(rel))
         return out
 
     def within(self, frames: int = 1, event: str = "es", method: str = "central", circular: bool = True) -> float:
@@ -279,9 +274,7 @@ class FrameEvaluation(Evaluation):
         lines.append(f"  ES within 1 frame (central, round the cycle): {100 * self.within():.0f} % of cases; "
                      f"central fell back to naïve for {100 * fallback:.0f} % of the events")
         lines.append(f"  inference {self.seconds_per_case * 1000:.1f} ms per case (thesis: 0.1 s on a GPU)")
-        if self.csv_path is not None:
-            lines.append(f"  per-case results: {self.csv_path}")
-        return "\n".join(lines)
+        return self._finish(lines)
 
 
 class FrameDetectionTask(Task):
@@ -291,9 +284,6 @@ class FrameDetectionTask(Task):
     preprocesses_on_read = True
 
     def read_case(self, folder: Path, exp: Experiment) -> FrameCase:
-        if exp.dataset.name != "acdc":
-            raise ConfigError(f"dataset.name: the frame-detection task reads ACDC-layout cines only, got "
-                              f"{exp.dataset.name!r}")
         p = read_patient(folder)
         try:
             es, ed = event_frames({p.ed - 1: p.ed_labels, p.es - 1: p.es_labels})

@@ -96,6 +96,7 @@ __all__ = [
     "get_task",
     "load_cases",
     "load_trained",
+    "mean_sd",
     "nifti_name",
     "parse_overrides",
     "predict_files",
@@ -153,6 +154,20 @@ class Evaluation:
     def summary(self, thesis: bool = True) -> str:  # pragma: no cover - every task overrides it
         return f"{self.experiment} ({self.profile}): {len(self.rows)} rows"
 
+    def _finish(self, lines: list[str]) -> str:
+        """``lines`` and the CSV's path, as one text (the end of every task's summary)."""
+        if self.csv_path is not None:
+            lines.append(f"  per-case results: {self.csv_path}")
+        return "\n".join(lines)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """``(mean, sample SD)`` of the finite values (SD 0 for one value; NaNs when there are none)."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
 
 class Task:
     """What one kind of experiment does differently; see the module docstring.
@@ -162,6 +177,8 @@ class Task:
     """
 
     name: ClassVar[str] = ""
+    #: The datasets (layouts) whose cases :meth:`read_case` can read.
+    reads: ClassVar[tuple[str, ...]] = ("acdc",)
     #: True when :meth:`read_case` already applies the experiment's preprocessing (then cases are
     #: reusable only by experiments with the same preprocessing).
     preprocesses_on_read: ClassVar[bool] = False
@@ -266,6 +283,9 @@ def load_cases(exp: Experiment, run: RunConfig, *, progress: bool = False) -> Sp
     choice; an absent real dataset in ``full`` is an error naming the folder.
     """
     task = get_task(exp.task)
+    if exp.dataset.name not in task.reads:
+        raise ConfigError(f"dataset.name: the {exp.task} task reads {', '.join(task.reads)}-layout data only, "
+                          f"got {exp.dataset.name!r}")
     location = get_dataset(exp.dataset.name, run=run, n_cases=exp.dataset.n_cases, seed=0,
                            progress=progress, variant=exp.dataset.synthetic_variant, fallback=False)
     folders = location.cases()

@@ -72,7 +72,7 @@ from cmrlab.data.acdc import LABELS, read_patient
 from cmrlab.data.io import save_labels_like
 from cmrlab.data.patches import PairedAugment, SliceWindowDataset, augmentation_plan
 from cmrlab.data.preprocess import preprocess_volume
-from cmrlab.errors import ArgumentError, ConfigError, FileFormatError
+from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.nn import metrics as _metrics
 from cmrlab.nn.metrics import foreground_dice
 from cmrlab.train.experiment import Experiment
@@ -379,9 +379,6 @@ class SegmentationTask(Task):
     name = "segmentation"
 
     def read_case(self, folder: Path, exp: Experiment) -> CaseData:
-        if exp.dataset.name != "acdc":
-            raise ConfigError(f"dataset.name: the segmentation task reads ACDC-layout data only, got "
-                              f"{exp.dataset.name!r}")
         return case_data(folder)
 
     def datasets(self, split: SplitCases, exp: Experiment, seed: int) -> tuple[Dataset, Dataset | None, dict[str, int]]:

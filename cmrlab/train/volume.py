@@ -39,7 +39,6 @@ float32 with the input's geometry) out.
 """
 from __future__ import annotations
 
-import math
 import random as _random
 import time
 from collections.abc import Mapping, Sequence
@@ -57,13 +56,14 @@ from cmrlab.data.augment import RandomAugment
 from cmrlab.data.io import save_map_like
 from cmrlab.data.patches import SameShapeBatchSampler
 from cmrlab.data.preprocess import preprocess_volume
-from cmrlab.errors import ArgumentError, ConfigError, FileFormatError
+from cmrlab.errors import ArgumentError, FileFormatError
 from cmrlab.nn import metrics as _metrics
 from cmrlab.train.experiment import Experiment
 from cmrlab.train.runner import (
     Evaluation,
     SplitCases,
     Task,
+    mean_sd,
     nifti_data,
     nifti_spacing,
     preprocessing_of,
@@ -223,12 +223,6 @@ def predict_case(model: nn.Module, image: np.ndarray, spacing: Sequence[float], 
             "area": out.area[0].cpu().numpy(), "diameter": out.diameter[0].cpu().numpy()}
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
-
 
 @dataclass
 class VolumeEvaluation(Evaluation):
@@ -253,11 +247,11 @@ class VolumeEvaluation(Evaluation):
     def table(self) -> dict[str, Any]:
         """Our numbers under the keys of :data:`THESIS_CH6` (mean ± SD as pairs)."""
         agree = self.agreement()
-        return {"abs_error_ml": _mean_sd(self.column("abs_error_ml")),
-                "rel_error_pct": _mean_sd(self.column("rel_error_pct")),
+        return {"abs_error_ml": mean_sd(self.column("abs_error_ml")),
+                "rel_error_pct": mean_sd(self.column("rel_error_pct")),
                 "pearson_r": agree["pearson_r"], "slope": agree["slope"], "bias_ml": agree["bias_ml"],
-                "cam_dice": _mean_sd(self.column("cam_dice")),
-                "cam_dice_dilated": _mean_sd(self.column("cam_dice_dilated")),
+                "cam_dice": mean_sd(self.column("cam_dice")),
+                "cam_dice_dilated": mean_sd(self.column("cam_dice_dilated")),
                 "seconds_per_case": self.seconds_per_case}
 
     def summary(self, thesis: bool = True) -> str:
@@ -277,9 +271,7 @@ class VolumeEvaluation(Evaluation):
         if agree["bland_altman"] is not None:
             ba = agree["bland_altman"]
             lines.append(f"  Bland–Altman: bias {ba.bias:+.2f} ml, limits of agreement {ba.lower:+.2f} … {ba.upper:+.2f} ml")
-        if self.csv_path is not None:
-            lines.append(f"  per-case results: {self.csv_path}")
-        return "\n".join(lines)
+        return self._finish(lines)
 
 
 class VolumeRegressionTask(Task):
@@ -288,9 +280,6 @@ class VolumeRegressionTask(Task):
     name = "volume_regression"
 
     def read_case(self, folder: Path, exp: Experiment) -> CaseData:
-        if exp.dataset.name != "acdc":
-            raise ConfigError(f"dataset.name: the volume-regression task reads ACDC-layout data only, got "
-                              f"{exp.dataset.name!r}")
         return case_data(folder)
 
     def datasets(self, split: SplitCases, exp: Experiment, seed: int):
