@@ -5,6 +5,7 @@
     cmrlab info                                   environment, devices, data root, datasets
     cmrlab data list                              the datasets the course knows, real or synthetic
     cmrlab data synth acdc --cases 20 --out DIR   write a synthetic dataset in the real layout
+                                                  (--variant long-cines: the ch. 7 cines)
     cmrlab train cardiac-ch5-pspunet [--profile full] [--data-root DIR] [--out DIR] [--resume]
     cmrlab evaluate cardiac-ch5-pspunet --checkpoint RUN/best.pt
     cmrlab predict --checkpoint RUN/best.pt IMAGE.nii.gz [...] --out DIR
@@ -88,8 +89,8 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):  # said in the command's words
         raise CmrlabError(f"--out {out}: exists and is not an empty folder; choose a new folder")
-    synthesize(info.name, out, n_cases=args.cases, seed=args.seed, size=args.size)
-    print(f"wrote {args.cases} synthetic {info.title} case(s) to {out}")
+    synthesize(info.name, out, n_cases=args.cases, seed=args.seed, size=args.size, variant=args.variant)
+    print(f"wrote {args.cases} synthetic {info.title} case(s){' (' + args.variant + ')' if args.variant else ''} to {out}")
     return 0
 
 
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=_whole_number(0), default=0, help="random seed (default 0)")
     q.add_argument("--size", choices=("fast", "full"), default="fast",
                    help="fast: laptop-sized cases (default); full: the published matrix sizes")
+    q.add_argument("--variant", default=None, help="a variant of the synthetic data, e.g. long-cines for "
+                   "acdc (20-35 frames, ED on any frame: the ES/ED detection chapter's data)")
     q.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder to write into")
     q.set_defaults(func=cmd_data_synth)
 

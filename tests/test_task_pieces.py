@@ -152,3 +152,14 @@ def test_save_map_like_keeps_the_geometry_and_refuses_bad_values(tmp_path):
     with pytest.raises(CmrlabError):
         save_map_like(values, ref, tmp_path / "cam.mha")
     assert not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_cli_writes_a_synthetic_variant_and_names_a_wrong_one(tmp_path, capsys):
+    from cmrlab.cli import main
+
+    assert main(["data", "synth", "acdc", "--cases", "1", "--variant", "long-cines", "--out", str(tmp_path / "a")]) == 0
+    assert "(long-cines)" in capsys.readouterr().out
+    patient = read_patient(next((tmp_path / "a").glob("database/*/patient*")))
+    assert 20 <= patient.n_frames <= 35
+    assert main(["data", "synth", "acdc", "--cases", "1", "--variant", "short", "--out", str(tmp_path / "b")]) == 2
+    assert "has the variants long-cines" in capsys.readouterr().err and not (tmp_path / "b").exists()
