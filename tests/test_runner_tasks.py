@@ -22,7 +22,9 @@ from cmrlab.train.volume import PairedBatchSampler
 torch.set_num_threads(1)
 CH6 = "cardiac-ch6-regression-unet"
 WCE, WDL, FRAMES = (f"cardiac-ch7-framedetector-{n}" for n in ("wce", "wdl", "frames"))
-TINY6 = {"epochs": 2, "dataset.n_cases": 6, "dataset.split": {"train": 3, "validation": 1, "test": 2}, "dataset.preprocessing.size": [16, 16], "batch_size": 2,
+TINY6 = {"epochs": 2, "dataset.n_cases": 6, "dataset.split": {"train": 3, "validation": 1, "test": 2},
+         "augmentation.paired": True,                       # the thesis's paired augmented batches
+         "dataset.preprocessing.size": [16, 16], "batch_size": 2,
          "model.kwargs": {"base_filters": 2, "depth": 2, "area_kernel": 5}}
 TINY7 = {"epochs": 2, "dataset.n_cases": 6, "dataset.split": {"train": 3, "validation": 1, "test": 2},
          "dataset.preprocessing.size": [16, 16], "augmentation.copies": 1,
@@ -51,6 +53,8 @@ def test_train_resume_evaluate_predict(root, tmp_path, config, tiny):
     common = dict(data_root=root, overrides=tiny, cases=cases, progress=False)
     straight = train_experiment(config, out=tmp_path / "a", **common)
     assert [int(r["epoch"]) for r in straight.history] == [1, 2]
+    if exp.task == "volume_regression":                  # every raw batch has an augmented twin
+        assert straight.n_augmented == straight.n_items == len(cases.train)
     assert (straight.run_dir / "run.json").is_file()
     info = json.loads((straight.run_dir / "run.json").read_text())
     assert info["task"] == exp.task and info["cases"]["test"] == [c.id for c in cases.test]

@@ -316,7 +316,8 @@ class FrameDetectionTask(Task):
     def run_info(self, exp: Experiment) -> dict[str, Any]:
         head = exp.model.kwargs.get("head", "classes")
         return {"classes": ["ES", "ED"] if head == "frames" else ["ES", "ED", "background"],
-                "loss": exp.loss.name}
+                "loss": exp.loss.name,
+                "central_threshold": float(exp.evaluation.option(self.name, "central_threshold"))}
 
     def evaluate(self, model: nn.Module, info: Mapping[str, Any], cases: Sequence[FrameCase], exp: Experiment, *,
                  keep_predictions: bool = False) -> FrameEvaluation:
@@ -357,8 +358,12 @@ class FrameDetectionTask(Task):
         head = info["model"]["kwargs"].get("head", "classes")
         result: dict[str, Any] = {"input": str(path), "experiment": info["experiment"], "n_frames": int(frames.shape[2]),
                                   "frame_numbering": "0-based (ACDC's Info.cfg counts from 1: add 1)"}
+        threshold = info.get("central_threshold", 0.9)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise FileFormatError(path, f"the checkpoint's central_threshold {str(threshold)[:40]} "
+                                        "is not a number in (0, 1)")
         for method in ("naive", "central"):
-            (es, ed), fallback = _select(probs, head, method, 0.9)
+            (es, ed), fallback = _select(probs, head, method, float(threshold))
             result[method] = {"ES": es, "ED": ed, "fell_back_to_naive": list(fallback)}
         classes = info.get("classes") or (["ES", "ED"] if head == "frames" else ["ES", "ED", "background"])
         result["probabilities"] = {str(name): [round(float(v), 5) for v in row] for name, row in zip(classes, probs)}
