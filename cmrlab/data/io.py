@@ -1319,13 +1319,7 @@ def save_labels_like(labels: np.ndarray, reference: SpatialImage, path: PathLike
     overlay the labels on the image voxel for voxel. ``path`` ends in ``.nii`` or ``.nii.gz``.
     Returns the path written.
     """
-    path = _as_path(path)
-    _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_labels_like")
-    if not isinstance(reference, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise ArgumentError(f"reference must be a NIfTI image (nibabel), got {type(reference).__name__}")
-    arr = np.asarray(labels)
-    if arr.shape != reference.shape:
-        raise ArgumentError(f"labels have shape {arr.shape}, the reference image {reference.shape}")
+    path, arr = _like(labels, reference, path, "labels", "save_labels_like")
     if arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
     if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr))):
@@ -1333,6 +1327,19 @@ def save_labels_like(labels: np.ndarray, reference: SpatialImage, path: PathLike
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ArgumentError(f"labels must lie in 0..255 to be stored as uint8, got {arr.min()}..{arr.max()}")
     return _save_like(arr.astype(np.uint8), reference, path)
+
+
+def _like(data: object, reference: SpatialImage, path: PathLike, what: str, caller: str) -> tuple[Path, np.ndarray]:
+    """``(path, array)`` after the checks that every ``save_*_like`` makes: a NIfTI file name, a
+    NIfTI reference, and the reference's shape."""
+    path = _as_path(path)
+    _check_suffix(path, SAVE_NIFTI_SUFFIXES, caller)
+    if not isinstance(reference, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ArgumentError(f"reference must be a NIfTI image (nibabel), got {type(reference).__name__}")
+    arr = np.asarray(data)
+    if arr.shape != reference.shape:
+        raise ArgumentError(f"{what} have shape {arr.shape}, the reference image {reference.shape}")
+    return path, arr
 
 
 def _save_like(arr: np.ndarray, reference: SpatialImage, path: Path) -> Path:
@@ -1351,13 +1358,7 @@ def save_map_like(values: np.ndarray, reference: SpatialImage, path: PathLike) -
 
     ``values`` must have the reference's shape and be finite. Returns the path written.
     """
-    path = _as_path(path)
-    _check_suffix(path, SAVE_NIFTI_SUFFIXES, "save_map_like")
-    if not isinstance(reference, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise ArgumentError(f"reference must be a NIfTI image (nibabel), got {type(reference).__name__}")
-    arr = np.asarray(values)
-    if arr.shape != reference.shape:
-        raise ArgumentError(f"values have shape {arr.shape}, the reference image {reference.shape}")
+    path, arr = _like(values, reference, path, "values", "save_map_like")
     if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
         raise ArgumentError("values must be finite real numbers")
     return _save_like(arr.astype(np.float32), reference, path)
