@@ -335,9 +335,7 @@ class Evaluation(_Evaluation):
             lines.append(f"  {title + ' (' + frame + ')':<18}" + "".join(f"{_cell(row.get(c), ref.get(c)):>26}" for c in REGIONS))
         lines.append(f"  inference {self.seconds_per_case:.2f} s per volume (thesis: PSPU-net 0.91 s, 3D U-net 1.11 s on a GPU)"
                      " — ES has no myocardium column, as in the thesis")
-        if self.csv_path is not None:
-            lines.append(f"  per-case metrics: {self.csv_path}")
-        return "\n".join(lines)
+        return self._finish(lines)
 
 
 def _cell(ours: tuple[float, float] | None, ref: tuple[float, float] | None) -> str:
